@@ -1,0 +1,50 @@
+"""The FastAPI application factory: builds the hub in the lifespan hook, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import problems
+from api.limits import BodyLimit
+from api.routes import customers, health, touchpoints
+from hub.app import Hub
+from hub.settings import Settings
+
+
+def build_hub(settings: Settings) -> Hub:
+    return Hub(
+        settings.eventsourcing_env(),
+        channels=settings.channels,
+        default_region=settings.default_region,
+    )
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> FastAPI:
+    """The HTTP API; builds its own Hub from settings unless one is given (tests)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = hub is None
+        app.state.hub = hub or build_hub(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.hub.close()
+
+    app = FastAPI(
+        title="Customer interaction hub",
+        version="0.1.0",
+        description="One ordered, immutable history per customer, checked before it is told.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (touchpoints, customers, health):
+        app.include_router(module.router)
+    return app

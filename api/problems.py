@@ -1,0 +1,75 @@
+"""Errors as RFC 9457 problem documents: one place turns every failure into one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException
+
+from hub.errors import HubError
+
+PROBLEM = "application/problem+json"
+
+
+def problem_type(kind: str) -> str:
+    return kind if kind == "about:blank" else f"/problems/{kind}"
+
+
+def problem_document(error: HubError) -> dict[str, Any]:
+    doc = error.problem()
+    doc["type"] = problem_type(doc["type"])
+    return doc
+
+
+def problem_response(doc: dict[str, Any], headers: dict[str, str] | None = None) -> ORJSONResponse:
+    return ORJSONResponse(doc, status_code=doc["status"], media_type=PROBLEM, headers=headers)
+
+
+def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] if len(parts) > 1 else parts
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that map every error to a problem document."""
+
+    @app.exception_handler(HubError)
+    async def hub_error(_: Request, error: HubError) -> ORJSONResponse:
+        headers = {"Retry-After": "1"} if error.status == 503 else None
+        return problem_response(problem_document(error), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> ORJSONResponse:
+        errors = [
+            {
+                "field": "body" if e["type"] == "json_invalid" else field_of(e["loc"]),
+                "message": e["msg"],
+            }
+            for e in error.errors()
+        ]
+        return problem_response(
+            {
+                "type": problem_type("invalid-input"),
+                "title": "Invalid input",
+                "status": 422,
+                "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                "errors": errors,
+            }
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> ORJSONResponse:
+        return problem_response(
+            {
+                "type": "about:blank",
+                "title": str(error.detail),
+                "status": error.status_code,
+                "detail": str(error.detail),
+            },
+            dict(error.headers) if error.headers else None,
+        )

@@ -1,0 +1,142 @@
+"""Writing touchpoints: one, a batch (JSON array or NDJSON), and the dry run."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import HubDep, SettingsDep
+from api.problems import problem_document
+from hub.app import Accepted
+from hub.envelope import Envelope, parse_envelope
+from hub.errors import HubError, InvalidInput
+
+router = APIRouter(prefix="/v1/touchpoints", tags=["touchpoints"])
+
+Mode = Literal["live", "record"]
+
+
+class TouchpointResult(BaseModel):
+    touchpoint_id: str
+    customer_id: str
+    position: int
+    duplicate: bool
+    detected_conflicts: list[dict[str, Any]] = []
+
+
+class CheckAnswer(BaseModel):
+    ok: bool
+    customer_id: str | None
+    conflicts: list[dict[str, Any]]
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Conflict with the customer's history, or ambiguous identity"},
+    413: {"description": "Body over the size limit"},
+    422: {"description": "Invalid input; the problem document names the fields"},
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TouchpointResult,
+    responses={200: {"description": "A repeated source key: the first result"}, **PROBLEMS},
+)
+async def post_touchpoint(envelope: Envelope, hub: HubDep, mode: Mode = "live") -> ORJSONResponse:
+    """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
+    accepted: Accepted = await run_in_threadpool(hub.record, envelope, mode)
+    return ORJSONResponse(accepted.as_dict(), status_code=200 if accepted.duplicate else 201)
+
+
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Envelope"}}
+            },
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/batch", openapi_extra=BATCH_BODY, responses=PROBLEMS)
+async def post_batch(
+    request: Request, hub: HubDep, settings: SettingsDep, mode: Mode = "live"
+) -> ORJSONResponse:
+    """Append many touchpoints in order (JSON array or NDJSON): a result per item."""
+    body = await request.body()
+    raw_items = _batch_items(body, request.headers.get("content-type", ""))
+    if len(raw_items) > settings.max_batch_items:
+        return ORJSONResponse(
+            {
+                "type": "/problems/batch-too-large",
+                "title": "Batch too large",
+                "status": 413,
+                "detail": f"{len(raw_items)} items; at most {settings.max_batch_items}",
+            },
+            status_code=413,
+            media_type="application/problem+json",
+        )
+    items: list[Envelope | HubError] = []
+    for index, raw in enumerate(raw_items):
+        try:
+            items.append(raw if isinstance(raw, HubError) else parse_envelope(raw))
+        except InvalidInput as error:
+            items.append(_at_item(error, index))
+    outcomes = await run_in_threadpool(hub.record_batch, items, mode)
+    results = []
+    for outcome in outcomes:
+        if isinstance(outcome, HubError):
+            results.append({"status": outcome.status, "problem": problem_document(outcome)})
+        else:
+            results.append({"status": 200 if outcome.duplicate else 201, **outcome.as_dict()})
+    summary = {
+        "accepted": sum(r["status"] == 201 for r in results),
+        "duplicates": sum(r["status"] == 200 for r in results),
+        "rejected": sum(r["status"] >= 400 for r in results),
+    }
+    return ORJSONResponse({"results": results, **summary})
+
+
+@router.post("/check", response_model=CheckAnswer, responses=PROBLEMS)
+async def check_touchpoint(envelope: Envelope, hub: HubDep) -> CheckAnswer:
+    """Dry run of the consistency rules: would this touchpoint be accepted now? Appends nothing."""
+    result = await run_in_threadpool(hub.check, envelope)
+    return CheckAnswer(
+        ok=result.ok,
+        customer_id=result.customer_id,
+        conflicts=[c.as_dict() for c in result.conflicts],
+    )
+
+
+def _batch_items(body: bytes, content_type: str) -> list[Any]:
+    if "ndjson" in content_type or "jsonlines" in content_type:
+        items: list[Any] = []
+        for number, line in enumerate(body.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(orjson.loads(line))
+            except orjson.JSONDecodeError as error:
+                items.append(InvalidInput(f"line {number}", f"not JSON: {error}"))
+        return items
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput("body", f"not JSON: {error}") from None
+    if not isinstance(decoded, list):
+        raise InvalidInput("body", "a batch is a JSON array of touchpoints (or NDJSON)")
+    return decoded
+
+
+def _at_item(error: InvalidInput, index: int) -> InvalidInput:
+    (field, message), *more = error.errors
+    return InvalidInput(f"[{index}].{field}", message, [(f"[{index}].{f}", m) for f, m in more])

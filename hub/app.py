@@ -1,0 +1,477 @@
+"""The application service: the one door through which touchpoints are recorded and checked.
+
+Every write goes get → decide → one `save(...)` of every aggregate touched, with the key
+index rows in the same transaction. A batch is decided in order (a later item sees what an
+earlier one recorded) and committed at once; when another writer wins a race (a version,
+source key or identity clash), the whole batch is decided again on the new state.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, OperationalError, Transcoder
+from eventsourcing.utils import EnvType
+
+from hub.codec import HubMapper, OrjsonTranscoder, split_chain
+from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
+from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
+from hub.errors import (
+    AmbiguousIdentity,
+    Conflict,
+    ConflictError,
+    CustomerNotFound,
+    HubError,
+    InvalidInput,
+    MergeRefused,
+    StoreUnavailable,
+)
+from hub.identity import identity_digest, source_digest
+from hub.rules import conflicts_of
+from hub.state import CustomerState
+from hub.store import HubRecorder, KeyRow
+
+MAX_ATTEMPTS = 60
+RECORDERS = {
+    "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
+    "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A touchpoint in the store: where it went and at which position."""
+
+    touchpoint_id: str
+    customer_id: str
+    position: int
+    duplicate: bool = False
+    detected_conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "touchpoint_id": self.touchpoint_id,
+            "customer_id": self.customer_id,
+            "position": self.position,
+            "duplicate": self.duplicate,
+        }
+        if self.detected_conflicts:
+            doc["detected_conflicts"] = self.detected_conflicts
+        return doc
+
+
+Outcome = Accepted | HubError
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The answer to a dry run: would the touchpoint be accepted, and if not, why."""
+
+    ok: bool
+    conflicts: list[Conflict]
+    customer_id: str | None
+
+
+@dataclass
+class _Pending:
+    touchpoint: Touchpoint | None  # None: a duplicate of an earlier item of this batch
+    customer_id: str
+    touchpoint_id: str
+    source_key: str
+    detected: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """A source key already in the store: the touchpoint recorded for it the first time."""
+
+    customer_id: str
+    version: int
+    touchpoint_id: str
+
+
+class _Batch:
+    """The aggregates, key rows and decisions of one attempt at committing a batch."""
+
+    def __init__(self, hub: Hub, owners: dict[str, tuple[str, int | None]]):
+        self.hub = hub
+        self.owners = {key: owner for key, (owner, _) in owners.items()}
+        self.customers: dict[str, Customer] = {}
+        self.created: list[Any] = []
+        self.keys: list[KeyRow] = []
+        self.sources: dict[str, _Pending] = {}
+
+    def customer(self, customer_id: str, field: str | None = None) -> Customer:
+        if customer_id not in self.customers:
+            self.customers[customer_id] = self.hub.load_customer(customer_id, field)
+        return self.customers[customer_id]
+
+    def survivor(self, customer_id: str, field: str | None = None) -> Customer:
+        """The customer a touchpoint for `customer_id` goes to, following merges."""
+        customer = self.customer(customer_id, field)
+        seen = {customer_id}
+        while customer.merged_into is not None and customer.merged_into not in seen:
+            seen.add(customer.merged_into)
+            customer = self.customer(customer.merged_into)
+        return customer
+
+    def state_of(self, customer: Customer) -> CustomerState:
+        """The customer's state with every customer merged into it folded in."""
+        if not customer.merged_from:
+            return customer.state
+        combined = CustomerState()
+        combined.absorb(customer.state)
+        for other_id in customer.merged_from:
+            combined.absorb(self.customer(other_id).state)
+        return combined
+
+    def aggregates(self) -> list[Any]:
+        return [*self.customers.values(), *self.created]
+
+
+class Hub(Application[UUID]):
+    """The customer interaction hub's application service."""
+
+    name = "Hub"
+
+    def __init__(
+        self,
+        env: EnvType | None = None,
+        *,
+        channels: Sequence[str] = (),
+        default_region: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
+        super().__init__(env)
+        self.channels = BUILT_IN_CHANNELS | frozenset(channels)
+        self.default_region = default_region
+        self.clock = clock
+        self.store = cast(HubRecorder, self.recorder)
+        cast(HubMapper, self.mapper).lookup = self._stored_hash
+
+    # -- construction: the library's hooks ------------------------------------------------
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Any:
+        environment = super().construct_env(name, env)
+        module = environment.get("PERSISTENCE_MODULE", "")
+        if module in RECORDERS and not environment.get("APPLICATION_RECORDER_TOPIC"):
+            environment["APPLICATION_RECORDER_TOPIC"] = RECORDERS[module]
+        return environment
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    def construct_mapper(self) -> HubMapper:
+        return HubMapper(self.construct_transcoder())
+
+    def _stored_hash(self, originator_id: UUID, version: int) -> str:
+        stored = self.store.select_events(originator_id, gt=version - 1, lte=version)
+        if not stored:
+            raise IntegrityError(f"stream {originator_id} has no version {version}")
+        _, links, _ = split_chain(stored[0].state)
+        return links["hash"] if links else ""
+
+    # -- reading --------------------------------------------------------------------------
+
+    def load_customer(self, customer_id: str, field: str | None = None) -> Customer:
+        try:
+            customer = self.repository.get(UUID(customer_id))
+        except (AggregateNotFoundError, ValueError):
+            raise CustomerNotFound(customer_id, field) from None
+        if not isinstance(customer, Customer):
+            raise CustomerNotFound(customer_id, field)
+        return customer
+
+    def find_customer(self, identity: str) -> str | None:
+        """The customer an identity key (`email:…`) routes to, following merges."""
+        owner = self.store.lookup_keys([identity_digest(identity)]).get(identity_digest(identity))
+        if owner is None:
+            return None
+        return str(_Batch(self, {}).survivor(owner[0]).id)
+
+    # -- proposing ------------------------------------------------------------------------
+
+    def propose(self, envelope: Envelope) -> Proposal:
+        """Check an envelope against the registry and normalise it."""
+        return propose(
+            envelope, now=self.clock(), channels=self.channels, default_region=self.default_region
+        )
+
+    # -- writing --------------------------------------------------------------------------
+
+    def record(self, envelope: Envelope | Proposal, mode: str = "live") -> Accepted:
+        """Record one touchpoint; raises the HubError that rejects it."""
+        (outcome,) = self.record_batch([envelope], mode)
+        if isinstance(outcome, HubError):
+            raise outcome
+        return outcome
+
+    def record_batch(
+        self, items: Sequence[Envelope | Proposal | HubError], mode: str = "live"
+    ) -> list[Outcome]:
+        """Record many touchpoints in order, in one transaction; an outcome per item."""
+        if mode not in ("live", "record"):
+            raise InvalidInput("mode", "is `live` or `record`")
+        proposals: list[Proposal | HubError] = []
+        for item in items:
+            try:
+                proposals.append(self.propose(item) if isinstance(item, Envelope) else item)
+            except HubError as error:
+                proposals.append(error)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return self._decide_and_save(proposals, mode)
+            except IntegrityError:
+                # Another writer changed a customer, claimed an identity or recorded a source
+                # key first: decide again on the new state.
+                time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            except OperationalError as error:
+                raise StoreUnavailable(str(error)) from error
+        raise StoreUnavailable(f"gave up after {MAX_ATTEMPTS} write conflicts; try again")
+
+    def check(self, envelope: Envelope) -> CheckResult:
+        """Dry run: the conflicts the touchpoint would cause now; records nothing."""
+        proposal = self.propose(envelope)
+        batch = _Batch(self, self.store.lookup_keys(map(identity_digest, proposal.identities)))
+        target, _ = self._target(proposal, batch)
+        state = batch.state_of(target) if target else CustomerState()
+        conflicts = conflicts_of(state, proposal)
+        return CheckResult(not conflicts, conflicts, str(target.id) if target else None)
+
+    def _decide_and_save(self, proposals: list[Proposal | HubError], mode: str) -> list[Outcome]:
+        valid = [p for p in proposals if isinstance(p, Proposal)]
+        source_keys = [source_digest(p.channel, p.source_id) for p in valid]
+        recorded = self.store.lookup_keys(source_keys)
+        batch = _Batch(
+            self, self.store.lookup_keys(identity_digest(i) for p in valid for i in p.identities)
+        )
+        decided: list[_Pending | _Earlier | HubError] = []
+        for proposal in proposals:
+            if isinstance(proposal, HubError):
+                decided.append(proposal)
+                continue
+            key = source_digest(proposal.channel, proposal.source_id)
+            if key in recorded:
+                owner, version = recorded[key]
+                decided.append(_Earlier(owner, cast(int, version), proposal.touchpoint_id))
+            elif key in batch.sources:
+                first = batch.sources[key]
+                decided.append(_Pending(None, first.customer_id, first.touchpoint_id, key, []))
+            else:
+                try:
+                    decided.append(self._decide(proposal, mode, batch, key))
+                except ConflictError as error:
+                    batch.created.append(_rejection(proposal, error.customer_id, error))
+                    decided.append(error)
+                except AmbiguousIdentity as error:
+                    batch.created.append(_rejection(proposal, None, error))
+                    decided.append(error)
+                except HubError as error:
+                    decided.append(error)
+
+        positions: dict[int, int] = {}
+        aggregates = batch.aggregates()
+        if any(getattr(a, "pending_events", None) for a in aggregates):
+            for recording in self.save(*aggregates, hub_keys=batch.keys):
+                positions[id(recording.domain_event)] = recording.notification.id
+        earlier = self.store.positions(
+            (d.customer_id, d.version) for d in decided if isinstance(d, _Earlier)
+        )
+        return [_outcome(d, positions, earlier, batch) for d in decided]
+
+    def _target(self, proposal: Proposal, batch: _Batch) -> tuple[Customer | None, dict[str, str]]:
+        """The customer the proposal goes to (None: a new one), and the identities already owned.
+
+        Raises AmbiguousIdentity when the identities point at several customers and the
+        proposal names none of them; when it names one, the others are suggested for merging.
+        """
+        owned: dict[str, str] = {}
+        candidates: dict[str, list[str]] = {}
+        for identity in proposal.identities:
+            owner = batch.owners.get(identity_digest(identity))
+            if owner is not None:
+                owned[identity] = owner
+                survivor = str(batch.survivor(owner).id)
+                candidates.setdefault(survivor, []).append(identity)
+        if proposal.customer_id is not None:
+            target = batch.survivor(proposal.customer_id, "customer.id")
+            others = {c: ids for c, ids in candidates.items() if c != str(target.id)}
+            if others:
+                everyone = {**others, str(target.id): candidates.get(str(target.id), [])}
+                batch.created.append(
+                    MergeSuggestion(everyone, proposal.touchpoint_id, str(target.id))
+                )
+            return target, owned
+        if len(candidates) > 1:
+            batch.created.append(MergeSuggestion(candidates, proposal.touchpoint_id, None))
+            raise AmbiguousIdentity(candidates)
+        if candidates:
+            return batch.customer(next(iter(candidates))), owned
+        return None, owned
+
+    def _decide(self, proposal: Proposal, mode: str, batch: _Batch, key: str) -> _Pending:
+        target, owned = self._target(proposal, batch)
+        state = batch.state_of(target) if target else CustomerState()
+        conflicts = conflicts_of(state, proposal)
+        if conflicts and mode == "live":
+            raise ConflictError(conflicts, str(target.id) if target else None)
+        if target is None:
+            target = Customer()
+            batch.customers[str(target.id)] = target
+        customer_id = str(target.id)
+        new_identities = [i for i in proposal.identities if i not in owned]
+        detected = [c.as_dict() for c in conflicts]
+        touchpoint = target.record(
+            proposal.kind,
+            touchpoint_id=proposal.touchpoint_id,
+            channel=proposal.channel,
+            source_id=proposal.source_id,
+            occurred_at=proposal.occurred_at.isoformat(),
+            actor=proposal.actor,
+            data=proposal.data,
+            claims=[_claim_dict(c) for c in proposal.claims],
+            in_reply_to=list(proposal.in_reply_to),
+            supersedes=list(proposal.supersedes),
+            correction_reason=proposal.correction_reason,
+            acknowledged=list(proposal.acknowledged),
+            identities=list(proposal.identities),
+            new_identities=new_identities,
+            mode=mode,
+            detected_conflicts=detected,
+        )
+        batch.keys.append((key, customer_id, touchpoint.originator_version))
+        for identity in new_identities:
+            batch.keys.append((identity_digest(identity), customer_id, None))
+            batch.owners[identity_digest(identity)] = customer_id
+        pending = _Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
+        batch.sources[key] = pending
+        return pending
+
+    # -- merging --------------------------------------------------------------------------
+
+    def merge(self, survivor_id: str, other_id: str) -> int:
+        """Merge `other_id` into `survivor_id`; returns the position of the merge."""
+        survivor = self.load_customer(survivor_id)
+        other = self.load_customer(other_id, "from")
+        if survivor.id == other.id:
+            raise MergeRefused("a customer cannot be merged into itself")
+        for customer in (survivor, other):
+            if customer.merged_into is not None:
+                raise MergeRefused(
+                    f"customer {customer.id} is merged into {customer.merged_into}; "
+                    "merge into that one"
+                )
+        survivor.absorb(str(other.id))
+        other.merge_into(str(survivor.id))
+        return self._save_or_retry(survivor, other)
+
+    def unmerge(self, survivor_id: str, other_id: str) -> int:
+        """Undo a merge: both customers stand as they were; what came in between stays."""
+        survivor = self.load_customer(survivor_id)
+        other = self.load_customer(other_id, "from")
+        if other.merged_into != str(survivor.id):
+            raise MergeRefused(f"customer {other_id} is not merged into {survivor_id}")
+        survivor.release(str(other.id))
+        other.unmerge(str(survivor.id))
+        return self._save_or_retry(survivor, other)
+
+    def _save_or_retry(self, *aggregates: Any) -> int:
+        try:
+            return self.save(*aggregates)[-1].notification.id
+        except IntegrityError:
+            raise MergeRefused("one of the customers changed meanwhile; try again") from None
+
+    # -- history --------------------------------------------------------------------------
+
+    def history(self, customer_id: str, as_of: datetime | None = None) -> list[dict[str, Any]]:
+        """The customer's raw events (and those of customers merged into it), in log order."""
+        customer = self.load_customer(customer_id)
+        streams = [customer.id, *(UUID(other) for other in customer.merged_from)]
+        events = []
+        for stream in streams:
+            for notification in self.store.stream(stream):
+                doc = self._history_entry(notification)
+                if as_of is None or datetime.fromisoformat(doc["recorded_at"]) <= as_of:
+                    events.append(doc)
+        events.sort(key=lambda doc: doc["position"])
+        return events
+
+    def _history_entry(self, notification: Any) -> dict[str, Any]:
+        content, links, _ = split_chain(notification.state)
+        event = {
+            "position": notification.id,
+            "customer_id": str(notification.originator_id),
+            "version": notification.originator_version,
+            "event": notification.topic.rpartition(":")[2].rpartition(".")[2],
+            "recorded_at": content.pop("timestamp"),
+            "hash": links["hash"] if links else None,
+            "prev_hash": links["prev"] if links else None,
+        }
+        event_type = getattr(self.mapper.to_domain_event(notification), "TYPE", None)
+        if event_type:
+            event["type"] = event_type
+            event["source"] = {"channel": content["channel"], "id": content["source_id"]}
+        event.update(content)
+        return event
+
+
+def _outcome(
+    decided: _Pending | _Earlier | HubError,
+    positions: dict[int, int],
+    earlier: dict[tuple[str, int], int],
+    batch: _Batch,
+) -> Outcome:
+    if isinstance(decided, HubError):
+        return decided
+    if isinstance(decided, _Earlier):
+        position = earlier[(decided.customer_id, decided.version)]
+        return Accepted(decided.touchpoint_id, decided.customer_id, position, duplicate=True)
+    if decided.touchpoint is None:
+        first = batch.sources[decided.source_key]
+        assert first.touchpoint is not None
+        return Accepted(
+            first.touchpoint_id, first.customer_id, positions[id(first.touchpoint)], duplicate=True
+        )
+    return Accepted(
+        decided.touchpoint_id,
+        decided.customer_id,
+        positions[id(decided.touchpoint)],
+        detected_conflicts=decided.detected,
+    )
+
+
+def _claim_dict(claim: Any) -> dict[str, Any]:
+    return {
+        "subject": claim.subject,
+        "value": claim.value,
+        "valid_until": claim.valid_until.isoformat() if claim.valid_until else None,
+    }
+
+
+def _rejection(proposal: Proposal, customer_id: str | None, error: HubError) -> RejectedAttempt:
+    conflicts = error.problem().get("conflicts", [])
+    return RejectedAttempt(
+        customer_id=customer_id,
+        touchpoint={
+            "touchpoint_id": proposal.touchpoint_id,
+            "type": proposal.type,
+            "channel": proposal.channel,
+            "source_id": proposal.source_id,
+            "occurred_at": proposal.occurred_at.isoformat(),
+            "actor": proposal.actor,
+            "claims": [_claim_dict(c) for c in proposal.claims],
+        },
+        reason=error.kind,
+        conflicts=conflicts,
+    )

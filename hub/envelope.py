@@ -1,0 +1,234 @@
+"""The touchpoint envelope every channel submits, and the checked proposal the hub decides on."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+
+from hub.errors import InvalidInput
+from hub.identity import identity_key, normalise_account, normalise_email, normalise_phone
+from hub.touchpoints import REGISTRY, TouchpointType
+
+BUILT_IN_CHANNELS = frozenset(
+    {"web", "email", "phone", "service", "sales", "marketing", "erp", "chat", "social", "import"}
+)
+TOUCHPOINT_NAMESPACE = uuid.UUID("6f1c3c52-2b0e-4d55-9a57-3f1f8e0c2a11")
+MAX_FUTURE = timedelta(days=1)
+SUBJECT_PATTERN = r"^[a-z][a-z0-9_]*:\S{1,300}$"
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_-]*$")
+    id: str = Field(min_length=1, max_length=1000)
+
+
+class CustomerRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: uuid.UUID | None = None
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=40)
+    account: str | None = Field(default=None, max_length=200)
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str = Field(min_length=1, max_length=40)
+    id: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class ClaimIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subject: str = Field(pattern=SUBJECT_PATTERN)
+    value: JsonValue
+    valid_until: datetime | None = None
+
+    @field_validator("valid_until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. Z or +01:00)")
+        return value
+
+
+class Supersedes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subjects: list[str] = Field(min_length=1, max_length=50)
+    reason: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("subjects")
+    @classmethod
+    def _subjects(cls, value: list[str]) -> list[str]:
+        for subject in value:
+            if not re.match(SUBJECT_PATTERN, subject):
+                raise ValueError(f"not a claim subject: {subject!r}")
+        return value
+
+
+class Envelope(BaseModel):
+    """The touchpoint as a channel submits it (SPEC §3)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: Source
+    type: str = Field(max_length=80)
+    occurred_at: datetime
+    customer: CustomerRef
+    actor: Actor | None = None
+    data: dict[str, Any] = {}
+    claims: list[ClaimIn] = Field(default=[], max_length=50)
+    in_reply_to: list[str] = Field(default=[], max_length=100)
+    supersedes: Supersedes | None = None
+    acknowledged_open_items: list[str] = Field(default=[], max_length=100)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone (e.g. Z or +01:00)")
+        return value
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement made to the customer about a subject."""
+
+    subject: str
+    value: Any
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A validated, normalised touchpoint, ready for the rules."""
+
+    touchpoint_id: str
+    kind: TouchpointType
+    channel: str
+    source_id: str
+    occurred_at: datetime
+    customer_id: str | None
+    identities: tuple[str, ...]
+    actor: dict[str, Any] | None
+    data: dict[str, Any]
+    claims: tuple[Claim, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+    supersedes: tuple[str, ...] = ()
+    correction_reason: str | None = None
+    acknowledged: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def type(self) -> str:
+        return self.kind.name
+
+    @property
+    def is_marketing(self) -> bool:
+        return self.kind.marketing or (
+            self.kind.name == "email.sent" and self.data.get("category") == "marketing"
+        )
+
+    @property
+    def is_outbound_personal(self) -> bool:
+        return self.kind.outbound and not self.is_marketing
+
+
+def touchpoint_id_for(channel: str, source_id: str) -> str:
+    """The touchpoint id, derived from the source key so every retry names the same one."""
+    return str(uuid.uuid5(TOUCHPOINT_NAMESPACE, f"{channel}\x1f{source_id}"))
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "body"
+
+
+def invalid_from(error: ValidationError, prefix: str = "") -> InvalidInput:
+    """An InvalidInput naming every field pydantic found wrong."""
+    errors = [(prefix + _field_name(e["loc"]), e["msg"]) for e in error.errors(include_url=False)]
+    first, *more = errors
+    return InvalidInput(first[0], first[1], more)
+
+
+def parse_envelope(raw: Any) -> Envelope:
+    """The envelope from decoded JSON, or InvalidInput naming the fields."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("body", "a touchpoint is a JSON object")
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as error:
+        raise invalid_from(error) from None
+
+
+def implied_claims(kind: TouchpointType, data: dict[str, Any]) -> list[Claim]:
+    """Claims a touchpoint makes by its type: a quote states a price until it expires."""
+    if kind.name == "quote.given":
+        until = data.get("valid_until")
+        return [
+            Claim(
+                f"price:{data['sku']}",
+                data["price"],
+                datetime.fromisoformat(until) if until else None,
+            )
+        ]
+    return []
+
+
+def propose(
+    envelope: Envelope,
+    *,
+    now: datetime,
+    channels: frozenset[str] = BUILT_IN_CHANNELS,
+    default_region: str | None = None,
+) -> Proposal:
+    """Check an envelope against the registry and normalise it into a Proposal."""
+    if envelope.source.channel not in channels:
+        raise InvalidInput(
+            "source.channel",
+            f"unknown channel {envelope.source.channel!r}; known: {', '.join(sorted(channels))}",
+        )
+    kind = REGISTRY.get(envelope.type)
+    if kind is None:
+        raise InvalidInput("type", f"unknown touchpoint type {envelope.type!r}")
+    if envelope.occurred_at > now + MAX_FUTURE:
+        raise InvalidInput("occurred_at", "more than a day in the future")
+    try:
+        data = kind.data.model_validate(envelope.data).model_dump(mode="json", exclude_none=True)
+    except ValidationError as error:
+        raise invalid_from(error, "data.") from None
+
+    ref = envelope.customer
+    identities: list[str] = []
+    if ref.email is not None:
+        identities.append(identity_key("email", normalise_email(ref.email)))
+    if ref.phone is not None:
+        identities.append(identity_key("phone", normalise_phone(ref.phone, default_region)))
+    if ref.account is not None:
+        identities.append(identity_key("account", normalise_account(ref.account)))
+    if not identities and ref.id is None:
+        raise InvalidInput("customer", "give at least one of id, email, phone, account")
+
+    claims = [Claim(c.subject, c.value, c.valid_until) for c in envelope.claims] + implied_claims(
+        kind, data
+    )
+    supersedes = envelope.supersedes
+    return Proposal(
+        touchpoint_id=touchpoint_id_for(envelope.source.channel, envelope.source.id),
+        kind=kind,
+        channel=envelope.source.channel,
+        source_id=envelope.source.id,
+        occurred_at=envelope.occurred_at,
+        customer_id=str(ref.id) if ref.id else None,
+        identities=tuple(identities),
+        actor=envelope.actor.model_dump(mode="json", exclude_none=True) if envelope.actor else None,
+        data=data,
+        claims=tuple(claims),
+        in_reply_to=tuple(envelope.in_reply_to),
+        supersedes=tuple(supersedes.subjects) if supersedes else (),
+        correction_reason=supersedes.reason if supersedes else None,
+        acknowledged=tuple(envelope.acknowledged_open_items),
+    )

@@ -1,0 +1,60 @@
+"""Identity normalisation: emails, E.164 phone numbers and account ids as identity keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from hub.errors import InvalidInput
+
+ACCOUNT_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:\S{1,128}$")
+
+
+def normalise_email(raw: str, field: str = "customer.email") -> str:
+    """Trimmed, validated and lower-cased email address."""
+    try:
+        valid = validate_email(raw.strip(), check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidInput(field, f"not a valid email address: {error}") from None
+    return valid.normalized.lower()
+
+
+def normalise_phone(
+    raw: str, default_region: str | None = None, field: str = "customer.phone"
+) -> str:
+    """The number in E.164 form, validated by the phonenumbers library."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as error:
+        hint = "" if default_region else " (give it in international form, starting with +)"
+        raise InvalidInput(field, f"not a phone number: {error}{hint}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidInput(field, f"not a valid phone number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_account(raw: str, field: str = "customer.account") -> str:
+    """An account id as `system:id`, the system lower-cased."""
+    system, sep, local = raw.strip().partition(":")
+    value = f"{system.lower()}:{local.strip()}"
+    if not sep or not ACCOUNT_PATTERN.match(value):
+        raise InvalidInput(field, f"an account id is `system:id`, got {raw!r}")
+    return value
+
+
+def identity_key(kind: str, value: str) -> str:
+    """The identity as the hub stores it, e.g. `email:li.wei@example.com`."""
+    return f"{kind}:{value}"
+
+
+def identity_digest(key: str) -> str:
+    """The index key of an identity: a digest, so the index holds no contact data."""
+    return "i:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def source_digest(channel: str, source_id: str) -> str:
+    """The index key of a source key."""
+    return "s:" + hashlib.sha256(f"{channel}\x1f{source_id}".encode()).hexdigest()

@@ -1,0 +1,187 @@
+"""The library's recorders, extended with the hub's key index and position look-ups.
+
+This is the one module of `hub/` that speaks SQL. The key index (`hub_keys`) holds one row
+per source key and per identity, written in the same transaction as the events through the
+recorder's own `_insert_events` hook (the one the library uses for tracking records). Its
+primary key makes the store itself refuse a second touchpoint for one source key and a
+second customer for one identity, across threads and processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg.sql import SQL, Identifier
+
+KeyRow = tuple[str, str, int | None]  # (key, owner, version)
+
+
+class HubRecorder(Protocol):
+    """What the application needs of its recorder beyond the library's interface."""
+
+    def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]: ...
+
+    def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
+
+    def stream(self, originator_id: UUID) -> list[Notification]: ...
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]: ...
+
+
+class HubSQLiteRecorder(SQLiteApplicationRecorder):
+    """SQLite recorder with the key index."""
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS hub_keys ("
+            "key TEXT PRIMARY KEY, owner TEXT NOT NULL, version INTEGER) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        keys: list[KeyRow] = kwargs.get("hub_keys") or []
+        if keys:
+            c.executemany("INSERT INTO hub_keys (key, owner, version) VALUES (?, ?, ?)", keys)
+        return super()._insert_events(c, stored_events, **kwargs)
+
+    def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+        wanted = list(set(keys))
+        found: dict[str, tuple[str, int | None]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(f"SELECT key, owner, version FROM hub_keys WHERE key IN ({marks})", chunk)
+                for row in c.fetchall():
+                    found[row["key"]] = (row["owner"], row["version"])
+        return found
+
+    def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        found = {}
+        with self.datastore.transaction(commit=False) as c:
+            for owner, version in set(events):
+                c.execute(
+                    f"SELECT rowid FROM {self.events_table_name} "
+                    "WHERE originator_id = ? AND originator_version = ?",
+                    (UUID(owner).hex, version),
+                )
+                row = c.fetchone()
+                if row is not None:
+                    found[(owner, version)] = row[0]
+        return found
+
+    def stream(self, originator_id: UUID) -> list[Notification]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id = ? "
+                "ORDER BY originator_version",
+                (originator_id.hex,),
+            )
+            return [
+                Notification(
+                    id=row["rowid"],
+                    originator_id=UUID(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in c.fetchall()
+            ]
+
+
+class HubPostgresRecorder(PostgresApplicationRecorder):
+    """PostgreSQL recorder with the key index."""
+
+    def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        schema = Identifier(self.datastore.schema)
+        self.keys_table = Identifier(f"{events_table_name.removesuffix('_events')}_keys")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{keys} ("
+                "key text PRIMARY KEY, owner text NOT NULL, version bigint)"
+            ).format(schema=schema, keys=self.keys_table)
+        )
+        self._insert_keys = SQL(
+            "INSERT INTO {schema}.{keys} (key, owner, version) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+        ).format(schema=schema, keys=self.keys_table)
+        self._select_keys = SQL(
+            "SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%s)"
+        ).format(schema=schema, keys=self.keys_table)
+        events = Identifier(events_table_name)
+        self._select_positions = SQL(
+            "SELECT e.originator_id, e.originator_version, e.notification_id "
+            "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, v) "
+            "ON e.originator_id = w.id AND e.originator_version = w.v"
+        ).format(schema=schema, events=events)
+        self._select_stream = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=schema, events=events)
+
+    def _insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        keys: list[KeyRow] = kwargs.get("hub_keys") or []
+        if keys:
+            curs.execute(
+                self._insert_keys,
+                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+            )
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
+        wanted = list(set(keys))
+        if not wanted:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_keys, (wanted,))
+            return {row["key"]: (row["owner"], row["version"]) for row in curs.fetchall()}
+
+    def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        wanted = list(set(events))
+        if not wanted:
+            return {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._select_positions,
+                ([UUID(owner) for owner, _ in wanted], [version for _, version in wanted]),
+            )
+            return {
+                (str(row["originator_id"]), row["originator_version"]): row["notification_id"]
+                for row in curs.fetchall()
+            }
+
+    def stream(self, originator_id: UUID) -> list[Notification]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_stream, (originator_id,))
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
