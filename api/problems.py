@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from hub.errors import HubError
@@ -24,8 +25,18 @@ def problem_document(error: HubError) -> dict[str, Any]:
     return doc
 
 
-def problem_response(doc: dict[str, Any], headers: dict[str, str] | None = None) -> ORJSONResponse:
-    return ORJSONResponse(doc, status_code=doc["status"], media_type=PROBLEM, headers=headers)
+def json_response(
+    doc: Any,
+    status: int = 200,
+    media_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON response encoded with orjson."""
+    return Response(orjson.dumps(doc), status_code=status, media_type=media_type, headers=headers)
+
+
+def problem_response(doc: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return json_response(doc, doc["status"], PROBLEM, headers)
 
 
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -39,12 +50,12 @@ def install(app: FastAPI) -> None:
     """Register the handlers that map every error to a problem document."""
 
     @app.exception_handler(HubError)
-    async def hub_error(_: Request, error: HubError) -> ORJSONResponse:
+    async def hub_error(_: Request, error: HubError) -> Response:
         headers = {"Retry-After": "1"} if error.status == 503 else None
         return problem_response(problem_document(error), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, error: RequestValidationError) -> ORJSONResponse:
+    async def invalid_request(_: Request, error: RequestValidationError) -> Response:
         errors = [
             {
                 "field": "body" if e["type"] == "json_invalid" else field_of(e["loc"]),
@@ -63,7 +74,7 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> ORJSONResponse:
+    async def http_error(_: Request, error: HTTPException) -> Response:
         return problem_response(
             {
                 "type": "about:blank",

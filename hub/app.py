@@ -333,22 +333,7 @@ class Hub(Application[UUID]):
         new_identities = [i for i in proposal.identities if i not in owned]
         detected = [c.as_dict() for c in conflicts]
         touchpoint = target.record(
-            proposal.kind,
-            touchpoint_id=proposal.touchpoint_id,
-            channel=proposal.channel,
-            source_id=proposal.source_id,
-            occurred_at=proposal.occurred_at.isoformat(),
-            actor=proposal.actor,
-            data=proposal.data,
-            claims=[_claim_dict(c) for c in proposal.claims],
-            in_reply_to=list(proposal.in_reply_to),
-            supersedes=list(proposal.supersedes),
-            correction_reason=proposal.correction_reason,
-            acknowledged=list(proposal.acknowledged),
-            identities=list(proposal.identities),
-            new_identities=new_identities,
-            mode=mode,
-            detected_conflicts=detected,
+            proposal.kind, **proposal.event_fields(mode, new_identities, detected)
         )
         batch.keys.append((key, customer_id, touchpoint.originator_version))
         for identity in new_identities:
@@ -451,14 +436,6 @@ def _outcome(
     )
 
 
-def _claim_dict(claim: Any) -> dict[str, Any]:
-    return {
-        "subject": claim.subject,
-        "value": claim.value,
-        "valid_until": claim.valid_until.isoformat() if claim.valid_until else None,
-    }
-
-
 def _rejection(proposal: Proposal, customer_id: str | None, error: HubError) -> RejectedAttempt:
     conflicts = error.problem().get("conflicts", [])
     return RejectedAttempt(
@@ -470,7 +447,7 @@ def _rejection(proposal: Proposal, customer_id: str | None, error: HubError) -> 
             "source_id": proposal.source_id,
             "occurred_at": proposal.occurred_at.isoformat(),
             "actor": proposal.actor,
-            "claims": [_claim_dict(c) for c in proposal.claims],
+            "claims": [c.as_dict() for c in proposal.claims],
         },
         reason=error.kind,
         conflicts=conflicts,

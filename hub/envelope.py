@@ -102,6 +102,10 @@ class Claim:
     value: Any
     valid_until: datetime | None = None
 
+    def as_dict(self) -> dict[str, Any]:
+        until = self.valid_until.isoformat() if self.valid_until else None
+        return {"subject": self.subject, "value": self.value, "valid_until": until}
+
 
 @dataclass(frozen=True)
 class Proposal:
@@ -136,6 +140,31 @@ class Proposal:
     @property
     def is_outbound_personal(self) -> bool:
         return self.kind.outbound and not self.is_marketing
+
+    def event_fields(
+        self,
+        mode: str = "live",
+        new_identities: list[str] | None = None,
+        detected: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The fields of the touchpoint event that records this proposal."""
+        return {
+            "touchpoint_id": self.touchpoint_id,
+            "channel": self.channel,
+            "source_id": self.source_id,
+            "occurred_at": self.occurred_at.isoformat(),
+            "actor": self.actor,
+            "data": self.data,
+            "claims": [claim.as_dict() for claim in self.claims],
+            "in_reply_to": list(self.in_reply_to),
+            "supersedes": list(self.supersedes),
+            "correction_reason": self.correction_reason,
+            "acknowledged": list(self.acknowledged),
+            "identities": list(self.identities),
+            "new_identities": list(new_identities or []),
+            "mode": mode,
+            "detected_conflicts": list(detected or []),
+        }
 
 
 def touchpoint_id_for(channel: str, source_id: str) -> str:

@@ -6,12 +6,12 @@ from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import HubDep, SettingsDep
-from api.problems import problem_document
+from api.problems import json_response, problem_document, problem_response
 from hub.app import Accepted
 from hub.envelope import Envelope, parse_envelope
 from hub.errors import HubError, InvalidInput
@@ -48,10 +48,10 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=TouchpointResult,
     responses={200: {"description": "A repeated source key: the first result"}, **PROBLEMS},
 )
-async def post_touchpoint(envelope: Envelope, hub: HubDep, mode: Mode = "live") -> ORJSONResponse:
+async def post_touchpoint(envelope: Envelope, hub: HubDep, mode: Mode = "live") -> Response:
     """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
     accepted: Accepted = await run_in_threadpool(hub.record, envelope, mode)
-    return ORJSONResponse(accepted.as_dict(), status_code=200 if accepted.duplicate else 201)
+    return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
 
 
 BATCH_BODY = {
@@ -70,30 +70,30 @@ BATCH_BODY = {
 @router.post("/batch", openapi_extra=BATCH_BODY, responses=PROBLEMS)
 async def post_batch(
     request: Request, hub: HubDep, settings: SettingsDep, mode: Mode = "live"
-) -> ORJSONResponse:
+) -> Response:
     """Append many touchpoints in order (JSON array or NDJSON): a result per item."""
     body = await request.body()
     raw_items = _batch_items(body, request.headers.get("content-type", ""))
     if len(raw_items) > settings.max_batch_items:
-        return ORJSONResponse(
+        return problem_response(
             {
                 "type": "/problems/batch-too-large",
                 "title": "Batch too large",
                 "status": 413,
                 "detail": f"{len(raw_items)} items; at most {settings.max_batch_items}",
-            },
-            status_code=413,
-            media_type="application/problem+json",
+            }
         )
     items: list[Envelope | HubError] = []
-    for index, raw in enumerate(raw_items):
+    for raw in raw_items:
         try:
             items.append(raw if isinstance(raw, HubError) else parse_envelope(raw))
         except InvalidInput as error:
-            items.append(_at_item(error, index))
+            items.append(error)
     outcomes = await run_in_threadpool(hub.record_batch, items, mode)
     results = []
-    for outcome in outcomes:
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, InvalidInput):
+            outcome = _at_item(outcome, index)
         if isinstance(outcome, HubError):
             results.append({"status": outcome.status, "problem": problem_document(outcome)})
         else:
@@ -103,7 +103,7 @@ async def post_batch(
         "duplicates": sum(r["status"] == 200 for r in results),
         "rejected": sum(r["status"] >= 400 for r in results),
     }
-    return ORJSONResponse({"results": results, **summary})
+    return json_response({"results": results, **summary})
 
 
 @router.post("/check", response_model=CheckAnswer, responses=PROBLEMS)
@@ -126,7 +126,7 @@ def _batch_items(body: bytes, content_type: str) -> list[Any]:
             try:
                 items.append(orjson.loads(line))
             except orjson.JSONDecodeError as error:
-                items.append(InvalidInput(f"line {number}", f"not JSON: {error}"))
+                items.append(InvalidInput("body", f"line {number} is not JSON: {error}"))
         return items
     try:
         decoded = orjson.loads(body)
