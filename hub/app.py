@@ -186,7 +186,7 @@ class Hub(Application[UUID]):
 
     def load_customer(self, customer_id: str, field: str | None = None) -> Customer:
         try:
-            customer = self.repository.get(UUID(customer_id))
+            customer: object = self.repository.get(UUID(customer_id))
         except (AggregateNotFoundError, ValueError):
             raise CustomerNotFound(customer_id, field) from None
         if not isinstance(customer, Customer):

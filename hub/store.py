@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.sql import SQL, Identifier
 
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
+SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
 
 
 class HubRecorder(Protocol):
@@ -138,6 +139,16 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {schema}.{events} WHERE originator_id = %s ORDER BY originator_version"
         ).format(schema=schema, events=events)
+
+    def create_table(self) -> None:
+        # Processes starting together race on the library's CREATE statements (PostgreSQL
+        # answers "tuple concurrently updated" or a duplicate type): one creates, others wait.
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
     def _insert_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
