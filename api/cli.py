@@ -4,9 +4,14 @@ and export join as their issues land)."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from hub.settings import Settings
+
+# Modules that add their own subcommands: each has `register(commands)` taking the
+# argparse sub-parsers; a subcommand sets `run=fn(args, settings) -> int`.
+COMMAND_MODULES: list[str] = []
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--log-level", default="info")
     serve_cmd.set_defaults(run=serve)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(commands)
     return parser
 
 

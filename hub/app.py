@@ -159,6 +159,7 @@ class Hub(Application[UUID]):
         self.clock = clock
         self.store = cast(HubRecorder, self.recorder)
         cast(HubMapper, self.mapper).lookup = self._stored_hash
+        self._commit_listeners: list[Callable[[int], None]] = []
 
     # -- construction: the library's hooks ------------------------------------------------
 
@@ -181,6 +182,16 @@ class Hub(Application[UUID]):
             raise IntegrityError(f"stream {originator_id} has no version {version}")
         _, links, _ = split_chain(stored[0].state)
         return links["hash"] if links else ""
+
+    def on_commit(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(position)` after each commit of this process (wakes followers)."""
+        self._commit_listeners.append(listener)
+
+    def _notify(self, recordings: list[Any]) -> None:
+        if recordings and self._commit_listeners:
+            position = max(r.notification.id for r in recordings)
+            for listener in self._commit_listeners:
+                listener(position)
 
     # -- reading --------------------------------------------------------------------------
 
