@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from api import problems
 from api.limits import BodyLimit
-from api.routes import customers, health, touchpoints
+from api.routes import audit, customers, health, touchpoints
 from hub.app import Hub
 from hub.settings import Settings
 
@@ -45,6 +45,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (touchpoints, customers, health):
+    for module in (touchpoints, customers, audit, health):
         app.include_router(module.router)
     return app

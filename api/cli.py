@@ -11,7 +11,9 @@ from hub.settings import Settings
 
 # Modules that add their own subcommands: each has `register(commands)` taking the
 # argparse sub-parsers; a subcommand sets `run=fn(args, settings) -> int`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "api.audit_cli",
+]
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, OperationalError, Transcoder
 from eventsourcing.utils import EnvType
 
+from hub import audit
 from hub.codec import HubMapper, OrjsonTranscoder, split_chain
 from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
 from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
@@ -392,16 +393,52 @@ class Hub(Application[UUID]):
 
     def history(self, customer_id: str, as_of: datetime | None = None) -> list[dict[str, Any]]:
         """The customer's raw events (and those of customers merged into it), in log order."""
-        customer = self.load_customer(customer_id)
-        streams = [customer.id, *(UUID(other) for other in customer.merged_from)]
         events = []
-        for stream in streams:
+        for stream in self.streams_of(customer_id):
             for notification in self.store.stream(stream):
                 doc = self._history_entry(notification)
                 if as_of is None or datetime.fromisoformat(doc["recorded_at"]) <= as_of:
                     events.append(doc)
         events.sort(key=lambda doc: doc["position"])
         return events
+
+    def streams_of(self, customer_id: str) -> list[UUID]:
+        """The customer's stream and the streams of customers merged into it."""
+        customer = self.load_customer(customer_id)
+        return [customer.id, *(UUID(other) for other in customer.merged_from)]
+
+    def verify(self, customer_id: str | None = None) -> audit.Report:
+        """Check the hash chains (of one customer's streams, or of the whole store)."""
+        streams = self._audited_streams(customer_id) if customer_id else None
+        return audit.verify_store(self.store, streams)
+
+    def export(
+        self, write: Callable[[bytes], Any], customer_id: str | None = None, since: int = 0
+    ) -> int:
+        """Write events after position `since` as export lines, in log order; a count."""
+        streams = self._audited_streams(customer_id) if customer_id else None
+        return audit.export_store(self.store, write, streams, since)
+
+    def _audited_streams(self, customer_id: str) -> list[UUID]:
+        """The customer's streams, read off the stored events without trusting them enough
+        to rebuild the aggregate (a damaged stream must still be checked)."""
+        try:
+            stream = UUID(customer_id)
+        except ValueError:
+            raise CustomerNotFound(customer_id, "customer_id") from None
+        notifications = self.store.stream(stream)
+        if not notifications:
+            raise CustomerNotFound(customer_id, "customer_id")
+        return [stream, *(UUID(other) for other in audit.merged_in(notifications))]
+
+    def statements(self, customer_id: str, as_of: datetime | None = None) -> list[dict[str, Any]]:
+        """What the company had told the customer by `as_of`: claims and promises, with status."""
+        moment = as_of or self.clock()
+        touchpoints = [e for e in self.history(customer_id, moment) if "type" in e]
+        state = CustomerState()
+        for record in touchpoints:
+            state.apply_touchpoint(record)
+        return audit.statements(touchpoints, state, moment)
 
     def _history_entry(self, notification: Any) -> dict[str, Any]:
         content, links, _ = split_chain(notification.state)

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     default_region: str | None = Field(
         default=None, description="region for phone numbers given without +, e.g. DE"
     )
+    database_schema: str | None = Field(
+        default=None, description="PostgreSQL schema of the hub's tables (default: public)"
+    )
     pool_size: int = 10
     max_body_bytes: int = 1024 * 1024
     max_batch_items: int = 1000
@@ -47,6 +50,7 @@ class Settings(BaseSettings):
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
                 "POSTGRES_LOCK_TIMEOUT": "10",
+                **({"POSTGRES_SCHEMA": self.database_schema} if self.database_schema else {}),
             }
         path = self.database_url
         if path.startswith("sqlite:///"):

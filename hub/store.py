@@ -31,6 +31,20 @@ class HubRecorder(Protocol):
 
     def stream(self, originator_id: UUID) -> list[Notification]: ...
 
+    def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
+
+    def orphan_keys(self, owner: str | None = None) -> list[tuple[str, str, int]]: ...
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]: ...
+
     def select_events(
         self,
         originator_id: UUID | str,
@@ -107,6 +121,44 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
                 )
                 for row in c.fetchall()
             ]
+
+    def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
+        """Events stream by stream, each in version order, after (stream, version)."""
+        where = ""
+        params: list[Any] = [limit]
+        if after is not None:
+            where = "WHERE (originator_id, originator_version) > (?, ?) "
+            params = [UUID(after[0]).hex, after[1], limit]
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} {where}"
+                "ORDER BY originator_id, originator_version LIMIT ?",
+                params,
+            )
+            return [
+                Notification(
+                    id=row["rowid"],
+                    originator_id=UUID(row["originator_id"]),
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in c.fetchall()
+            ]
+
+    def orphan_keys(self, owner: str | None = None) -> list[tuple[str, str, int]]:
+        """Source-key records whose event is not in the store."""
+        mine, params = ("AND k.owner = ? ", [owner]) if owner else ("", [])
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT k.key, k.owner, k.version FROM hub_keys k "
+                f"WHERE k.version IS NOT NULL {mine}AND NOT EXISTS (SELECT 1 FROM "
+                f"{self.events_table_name} e WHERE e.originator_id = replace(k.owner, '-', '') "
+                "AND e.originator_version = k.version)",
+                params,
+            )
+            return [(row["key"], row["owner"], row["version"]) for row in c.fetchall()]
 
 
 class HubPostgresRecorder(PostgresApplicationRecorder):
@@ -196,3 +248,49 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
+        """Events stream by stream, each in version order, after (stream, version)."""
+        where = SQL("")
+        params: list[Any] = [limit]
+        if after is not None:
+            where = SQL("WHERE (originator_id, originator_version) > (%s::uuid, %s) ")
+            params = [after[0], after[1], limit]
+        query = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{events} {where}ORDER BY originator_id, originator_version LIMIT %s"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            events=Identifier(self.events_table_name),
+            where=where,
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params)
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def orphan_keys(self, owner: str | None = None) -> list[tuple[str, str, int]]:
+        """Source-key records whose event is not in the store."""
+        mine, params = (SQL("AND k.owner = %s "), [owner]) if owner else (SQL(""), [])
+        query = SQL(
+            "SELECT k.key, k.owner, k.version FROM {schema}.{keys} k "
+            "WHERE k.version IS NOT NULL {mine}AND NOT EXISTS (SELECT 1 FROM "
+            "{schema}.{events} e WHERE e.originator_id = k.owner::uuid "
+            "AND e.originator_version = k.version)"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            keys=self.keys_table,
+            events=Identifier(self.events_table_name),
+            mine=mine,
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params)
+            return [(row["key"], row["owner"], row["version"]) for row in curs.fetchall()]

@@ -1,0 +1,43 @@
+"""Audit: verifying a customer's hash chain and what the company had told them by a moment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import HubDep
+from hub.errors import InvalidInput
+
+router = APIRouter(tags=["audit"])
+
+
+def _aware(as_of: datetime | None) -> datetime | None:
+    if as_of is not None and as_of.tzinfo is None:
+        raise InvalidInput("as_of", "give a time zone (e.g. Z)")
+    return as_of
+
+
+@router.get("/v1/audit/verify")
+async def verify(
+    hub: HubDep,
+    customer_id: Annotated[str, Query(description="the customer whose streams to check")],
+) -> dict[str, Any]:
+    """Check one customer's hash-chained streams; every break named with its kind and place."""
+    report = await run_in_threadpool(hub.verify, customer_id)
+    return {"customer_id": customer_id, **report.as_dict()}
+
+
+@router.get("/v1/customers/{customer_id}/statements")
+async def statements(
+    customer_id: str,
+    hub: HubDep,
+    as_of: Annotated[
+        datetime | None, Query(description="what had been said by then (default: now)")
+    ] = None,
+) -> dict[str, Any]:
+    """Claims and promises the company had made to the customer by `as_of`, with who and where."""
+    told = await run_in_threadpool(hub.statements, customer_id, _aware(as_of))
+    return {"customer_id": customer_id, "as_of": as_of, "statements": told}
