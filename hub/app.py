@@ -28,6 +28,7 @@ from hub.errors import (
     AmbiguousIdentity,
     Conflict,
     ConflictError,
+    CustomerErased,
     CustomerNotFound,
     HubError,
     InvalidInput,
@@ -36,6 +37,7 @@ from hub.errors import (
 )
 from hub.identity import identity_digest, source_digest
 from hub.rules import conflicts_of
+from hub.shred import Shredder
 from hub.state import CustomerState
 from hub.store import HubRecorder, KeyRow
 
@@ -160,6 +162,8 @@ class Hub(Application[UUID]):
         self.clock = clock
         self.store = cast(HubRecorder, self.recorder)
         cast(HubMapper, self.mapper).lookup = self._stored_hash
+        self.shredder = Shredder(self.store.customer_keys)
+        cast(HubMapper, self.mapper).shredder = self.shredder
         self._commit_listeners: list[Callable[[int], None]] = []
 
     # -- construction: the library's hooks ------------------------------------------------
@@ -257,6 +261,8 @@ class Hub(Application[UUID]):
         proposal = self.propose(envelope)
         batch = _Batch(self, self.store.lookup_keys(map(identity_digest, proposal.identities)))
         target, _ = self._target(proposal, batch)
+        if target is not None and target.erased:
+            raise CustomerErased(str(target.id))
         state = batch.state_of(target) if target else CustomerState()
         conflicts = conflicts_of(state, proposal)
         return CheckResult(not conflicts, conflicts, str(target.id) if target else None)
@@ -334,6 +340,8 @@ class Hub(Application[UUID]):
 
     def _decide(self, proposal: Proposal, mode: str, batch: _Batch, key: str) -> _Pending:
         target, owned = self._target(proposal, batch)
+        if target is not None and target.erased:
+            raise CustomerErased(str(target.id))
         state = batch.state_of(target) if target else CustomerState()
         conflicts = conflicts_of(state, proposal)
         if conflicts and mode == "live":
@@ -354,6 +362,34 @@ class Hub(Application[UUID]):
         pending = _Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
         batch.sources[key] = pending
         return pending
+
+    # -- erasing --------------------------------------------------------------------------
+
+    def erase(self, customer_id: str) -> dict[str, Any]:
+        """Shred the personal data of the customer and of every customer merged into it.
+
+        Appends `Erased` to each stream and, in the same transaction, deletes their keys and
+        unlinks their identities. The events stay: hashes, counts and order are untouched.
+        """
+        for _ in range(MAX_ATTEMPTS):
+            batch = _Batch(self, {})
+            survivor = batch.survivor(customer_id)
+            group = [survivor, *(batch.customer(other) for other in survivor.merged_from)]
+            erased = [str(c.id) for c in group]
+            todo = [c for c in group if not c.erased]
+            if not todo:
+                return {"customer_id": str(survivor.id), "erased": erased, "position": None}
+            for customer in todo:
+                customer.erase()
+            try:
+                recordings = self.save(*todo, hub_erase=[str(c.id) for c in todo])
+            except IntegrityError:
+                continue  # a touchpoint arrived meanwhile: erase it too
+            finally:
+                self.shredder.forget(erased)
+            position = recordings[-1].notification.id
+            return {"customer_id": str(survivor.id), "erased": erased, "position": position}
+        raise StoreUnavailable(f"gave up after {MAX_ATTEMPTS} write conflicts; try again")
 
     # -- merging --------------------------------------------------------------------------
 
@@ -442,6 +478,7 @@ class Hub(Application[UUID]):
 
     def _history_entry(self, notification: Any) -> dict[str, Any]:
         content, links, _ = split_chain(notification.state)
+        content = self.shredder.open(content)
         event = {
             "position": notification.id,
             "customer_id": str(notification.originator_id),

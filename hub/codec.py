@@ -1,6 +1,7 @@
 """How events become stored bytes: an orjson transcoder and a mapper that hash-chains each stream.
 
-Stored state is the event's fields as JSON with sorted keys, plus `_chain`:
+Stored state is the event's fields as JSON with sorted keys (personal fields sealed under the
+customer's key first: see hub/shred.py), plus `_chain`:
 `{"prev": <hash of the previous event of this stream>, "hash": <this event's hash>}`.
 An event's hash is SHA-256 over, joined by newlines: the previous hash, the stream id, the
 version, the topic and the event's *canonical bytes* (its stored JSON without `_chain`,
@@ -76,6 +77,7 @@ class HubMapper(Mapper[UUID]):
     def __init__(self, transcoder: Transcoder, heads_maxsize: int = 100_000):
         super().__init__(transcoder=transcoder)
         self.lookup: Callable[[UUID, int], str] | None = None
+        self.shredder: Any = None  # hub.shred.Shredder: seals personal fields per customer
         self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
         self._heads_maxsize = heads_maxsize
         self._lock = threading.Lock()
@@ -104,6 +106,8 @@ class HubMapper(Mapper[UUID]):
         version = state.pop("originator_version")
         if isinstance(domain_event, Snapshot):
             return StoredEvent(originator_id, version, topic, self.transcoder.encode(state))
+        if self.shredder is not None:
+            state = self.shredder.seal(topic, str(originator_id), state)
         canonical = dumps(state)
         prev = self._prev_hash(originator_id, version)
         digest = chain_hash(prev, str(originator_id), version, topic, canonical)
@@ -120,6 +124,8 @@ class HubMapper(Mapper[UUID]):
             originator_id = UUID(str(originator_id))
         if links is not None:
             self._remember(originator_id, stored_event.originator_version, links["hash"])
+        if self.shredder is not None:
+            state = self.shredder.open(state)
         state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version
         state["timestamp"] = datetime.fromisoformat(state["timestamp"])

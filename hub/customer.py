@@ -22,6 +22,7 @@ class Customer(Aggregate):
         self.state = CustomerState()
         self.merged_into: str | None = None
         self.merged_from: list[str] = []
+        self.erased = False
 
     def record(self, kind: TouchpointType, **fields: Any) -> Touchpoint:
         """Append a touchpoint of the given type; returns the pending event."""
@@ -44,6 +45,11 @@ class Customer(Aggregate):
     def release(self, other_id: str) -> None:
         """A merge into this customer was undone."""
         self.merged_from.remove(other_id)
+
+    @event("Erased")
+    def erase(self) -> None:
+        """The customer's personal data was shredded; the stream stays, closed."""
+        self.erased = True
 
     @event("Unmerged")
     def unmerge(self, survivor_id: str) -> None:

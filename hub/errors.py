@@ -118,6 +118,20 @@ class CustomerNotFound(HubError):
         return doc
 
 
+class CustomerErased(HubError):
+    """The customer was erased: nothing more can be recorded for them."""
+
+    status = 410
+    kind = "customer-erased"
+    title = "Customer erased"
+
+    def __init__(self, customer_id: str):
+        super().__init__(
+            f"customer {customer_id} was erased; a new contact starts a new customer"
+        )
+        self.customer_id = customer_id
+
+
 class MergeRefused(HubError):
     """A merge or unmerge that cannot be done in the customers' present state."""
 

@@ -18,6 +18,8 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.sql import SQL, Identifier
 
+from hub.shred import new_key
+
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
 SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
 
@@ -34,6 +36,8 @@ class HubRecorder(Protocol):
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
     def orphan_keys(self, owner: str | None = None) -> list[tuple[str, str, int]]: ...
+
+    def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]: ...
 
     def select_notifications(
         self,
@@ -67,6 +71,8 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS hub_keys ("
             "key TEXT PRIMARY KEY, owner TEXT NOT NULL, version INTEGER) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS hub_customer_keys ("
+            "customer TEXT PRIMARY KEY, key BLOB, erased_at TEXT) WITHOUT ROWID",
         ]
 
     def _insert_events(
@@ -75,7 +81,36 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
         keys: list[KeyRow] = kwargs.get("hub_keys") or []
         if keys:
             c.executemany("INSERT INTO hub_keys (key, owner, version) VALUES (?, ?, ?)", keys)
+        for customer in kwargs.get("hub_erase") or ():
+            # Shred the key and unlink the identities, in the transaction of the erasure.
+            c.execute(
+                "INSERT INTO hub_customer_keys (customer, key, erased_at) "
+                "VALUES (?, NULL, datetime('now')) ON CONFLICT (customer) "
+                "DO UPDATE SET key = NULL, erased_at = excluded.erased_at",
+                (customer,),
+            )
+            c.execute("DELETE FROM hub_keys WHERE owner = ? AND version IS NULL", (customer,))
         return super()._insert_events(c, stored_events, **kwargs)
+
+    def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
+        wanted = list(set(customers))
+        found: dict[str, bytes | None] = {}
+        with self.datastore.transaction(commit=create) as c:
+            if create:
+                c.executemany(
+                    "INSERT OR IGNORE INTO hub_customer_keys (customer, key) VALUES (?, ?)",
+                    [(customer, new_key()) for customer in wanted],
+                )
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    f"SELECT customer, key FROM hub_customer_keys WHERE customer IN ({marks})",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    found[row["customer"]] = bytes(row["key"]) if row["key"] else None
+        return found
 
     def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
         wanted = list(set(keys))
@@ -174,6 +209,15 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 "key text PRIMARY KEY, owner text NOT NULL, version bigint)"
             ).format(schema=schema, keys=self.keys_table)
         )
+        self.customer_keys_table = Identifier(
+            f"{events_table_name.removesuffix('_events')}_customer_keys"
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+                "customer text PRIMARY KEY, key bytea, erased_at timestamptz)"
+            ).format(schema=schema, table=self.customer_keys_table)
+        )
         self._insert_keys = SQL(
             "INSERT INTO {schema}.{keys} (key, owner, version) "
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
@@ -211,7 +255,50 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 self._insert_keys,
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
             )
+        erased = list(kwargs.get("hub_erase") or ())
+        if erased:
+            # Shred the keys and unlink the identities, in the transaction of the erasure.
+            schema = Identifier(self.datastore.schema)
+            curs.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} (customer, key, erased_at) "
+                    "SELECT unnest(%s::text[]), NULL, now() ON CONFLICT (customer) "
+                    "DO UPDATE SET key = NULL, erased_at = excluded.erased_at"
+                ).format(schema=schema, table=self.customer_keys_table),
+                (erased,),
+            )
+            curs.execute(
+                SQL(
+                    "DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL"
+                ).format(schema=schema, keys=self.keys_table),
+                (erased,),
+            )
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
+        wanted = list(set(customers))
+        if not wanted:
+            return {}
+        schema = Identifier(self.datastore.schema)
+        with self.datastore.transaction(commit=create) as curs:
+            if create:
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {schema}.{table} (customer, key) "
+                        "SELECT * FROM unnest(%s::text[], %s::bytea[]) ON CONFLICT DO NOTHING"
+                    ).format(schema=schema, table=self.customer_keys_table),
+                    (wanted, [new_key() for _ in wanted]),
+                )
+            curs.execute(
+                SQL("SELECT customer, key FROM {schema}.{table} WHERE customer = ANY(%s)").format(
+                    schema=schema, table=self.customer_keys_table
+                ),
+                (wanted,),
+            )
+            return {
+                row["customer"]: bytes(row["key"]) if row["key"] else None
+                for row in curs.fetchall()
+            }
 
     def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]:
         wanted = list(set(keys))

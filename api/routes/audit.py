@@ -41,3 +41,10 @@ async def statements(
     """Claims and promises the company had made to the customer by `as_of`, with who and where."""
     told = await run_in_threadpool(hub.statements, customer_id, _aware(as_of))
     return {"customer_id": customer_id, "as_of": as_of, "statements": told}
+
+
+@router.post("/v1/customers/{customer_id}/erase")
+async def erase(customer_id: str, hub: HubDep) -> dict[str, Any]:
+    """Erase the customer's personal data (and that of customers merged into it) by deleting
+    their keys; the events, their hashes and the counts stay."""
+    return await run_in_threadpool(hub.erase, customer_id)

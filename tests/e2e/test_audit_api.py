@@ -65,3 +65,22 @@ def test_statements_as_of_without_zone_is_422_naming_it(client: TestClient) -> N
     )
     assert answer.status_code == 422
     assert "as_of" in answer.text
+
+
+def test_erase_over_http_then_reads_show_erased(client: TestClient) -> None:
+    first = raw_touchpoint(
+        type="profile.updated",
+        source={"channel": "web", "id": "p-1"},
+        data={"name": "Jan Novak"},
+    )
+    customer = client.post("/v1/touchpoints", json=first).json()["customer_id"]
+    answer = client.post(f"/v1/customers/{customer}/erase")
+    assert answer.status_code == 200 and answer.json()["erased"] == [customer]
+    history = client.get(f"/v1/customers/{customer}/history").json()["events"]
+    assert "Jan Novak" not in str(history)
+    again = client.post(
+        "/v1/touchpoints",
+        json=raw_touchpoint(customer={"id": customer}, source={"channel": "web", "id": "p-2"}),
+    )
+    assert again.status_code == 410
+    assert again.json()["type"].endswith("customer-erased")
