@@ -142,6 +142,16 @@ class _Batch:
     def aggregates(self) -> list[Any]:
         return [*self.customers.values(), *self.created]
 
+    def key_owners(self) -> set[str]:
+        """The customers whose keys the pending events are sealed with."""
+        owners = {cid for cid, c in self.customers.items() if c.pending_events}
+        for created in self.created:
+            if isinstance(created, RejectedAttempt) and created.customer_id:
+                owners.add(created.customer_id)
+            elif isinstance(created, MergeSuggestion):
+                owners.update(created.customers)
+        return owners
+
 
 class Hub(Application[UUID]):
     """The customer interaction hub's application service."""
@@ -301,6 +311,8 @@ class Hub(Application[UUID]):
         positions: dict[int, int] = {}
         aggregates = batch.aggregates()
         if any(getattr(a, "pending_events", None) for a in aggregates):
+            # One look-up (and creation) of every key the batch seals with, not one per event.
+            self.shredder.keys(batch.key_owners(), create=True)
             for recording in self.save(*aggregates, hub_keys=batch.keys):
                 positions[id(recording.domain_event)] = recording.notification.id
         earlier = self.store.positions(
