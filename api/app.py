@@ -11,6 +11,7 @@ from api import problems
 from api.limits import BodyLimit
 from api.routes import audit, customers, health, touchpoints
 from hub.app import Hub
+from hub.group_commit import GroupCommit
 from hub.settings import Settings
 
 
@@ -30,9 +31,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = hub is None
         app.state.hub = hub or build_hub(settings)
+        app.state.committer = GroupCommit(
+            app.state.hub, max_wait=settings.group_commit_wait_ms / 1000
+        )
         try:
             yield
         finally:
+            app.state.committer.close()  # commits what was queued before the store closes
             if owned:
                 app.state.hub.close()
 

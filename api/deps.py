@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hub.app import Hub
+from hub.group_commit import GroupCommit
 from hub.settings import Settings
 
 
@@ -15,10 +16,16 @@ def get_hub(request: Request) -> Hub:
     return hub
 
 
+def get_committer(request: Request) -> GroupCommit:
+    committer: GroupCommit = request.app.state.committer
+    return committer
+
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
+CommitterDep = Annotated[GroupCommit, Depends(get_committer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

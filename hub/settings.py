@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     pool_size: int = 10
     max_body_bytes: int = 1024 * 1024
     max_batch_items: int = 1000
+    group_commit_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a single touchpoint waits for others to share its transaction",
+    )
 
     @property
     def is_postgres(self) -> bool:

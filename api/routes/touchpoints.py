@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 import orjson
@@ -10,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import HubDep, SettingsDep
+from api.deps import CommitterDep, HubDep, SettingsDep
 from api.problems import json_response, problem_document, problem_response
 from hub.app import Accepted
 from hub.envelope import Envelope, parse_envelope
@@ -48,9 +49,12 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     response_model=TouchpointResult,
     responses={200: {"description": "A repeated source key: the first result"}, **PROBLEMS},
 )
-async def post_touchpoint(envelope: Envelope, hub: HubDep, mode: Mode = "live") -> Response:
+async def post_touchpoint(
+    envelope: Envelope, committer: CommitterDep, mode: Mode = "live"
+) -> Response:
     """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
-    accepted: Accepted = await run_in_threadpool(hub.record, envelope, mode)
+    # Shares a transaction with touchpoints arriving at the same moment (group commit).
+    accepted: Accepted = await asyncio.wrap_future(committer.submit(envelope, mode))
     return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
 
 
