@@ -13,6 +13,7 @@ from hub.settings import Settings
 # argparse sub-parsers; a subcommand sets `run=fn(args, settings) -> int`.
 COMMAND_MODULES: list[str] = [
     "api.audit_cli",
+    "adapters.demo",
 ]
 
 
