@@ -50,11 +50,15 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     responses={200: {"description": "A repeated source key: the first result"}, **PROBLEMS},
 )
 async def post_touchpoint(
-    envelope: Envelope, committer: CommitterDep, mode: Mode = "live"
+    envelope: Envelope, hub: HubDep, committer: CommitterDep, mode: Mode = "live"
 ) -> Response:
     """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
-    # Shares a transaction with touchpoints arriving at the same moment (group commit).
-    accepted: Accepted = await asyncio.wrap_future(committer.submit(envelope, mode))
+    accepted: Accepted
+    if committer is not None:
+        # Shares a transaction with touchpoints arriving at the same moment (group commit).
+        accepted = await asyncio.wrap_future(committer.submit(envelope, mode))
+    else:
+        accepted = await run_in_threadpool(hub.record, envelope, mode)
     return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
 
 

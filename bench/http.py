@@ -1,0 +1,169 @@
+"""Single-touchpoint HTTP throughput and latency: 32 concurrent clients posting one touchpoint
+per request to a real `hub serve`, with group commit and without (one transaction each).
+
+    .venv/bin/python -m bench.http [--quick] [--store postgres|sqlite] [--clients 32]
+
+Needs `wrk` (Debian: apt install wrk) as the load generator: a C client leaves the two
+cores to the server and the store. Each request is a new touchpoint (unique source key)
+for one of 5,000 customers. Prints a table; the last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+
+LUA = r"""
+local counter = 0
+local tid = 0
+function setup(thread)
+  thread:set("tid", math.random(1, 1000000000))
+end
+function init(args)
+  tid = tid
+end
+request = function()
+  counter = counter + 1
+  local key = string.format("%s-%d", tid, counter)
+  local customer = (tid + counter) % 5000
+  local body = string.format(
+    '{"source":{"channel":"phone","id":"call-%s"},"type":"call.inbound",' ..
+    '"occurred_at":"2026-11-03T09:30:00Z","customer":{"email":"c%d@bench.example.com"},' ..
+    '"actor":{"kind":"agent","id":"agent-1"},"data":{"summary":"bench","duration_s":60}}',
+    key, customer)
+  return wrk.format("POST", "/v1/touchpoints", {["Content-Type"]="application/json"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_store(store: str, folder: Path) -> str:
+    if store == "sqlite":
+        return f"sqlite:///{folder / 'bench-http.db'}"
+    name = f"hub_bench_http_{os.getpid()}"
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_store(url: str) -> None:
+    if url.startswith("postgresql://"):
+        name = url.rpartition("/")[2]
+        with psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
+        ) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def serve(url: str, port: int, group_commit: bool) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": url,
+        "HUB_RUN_PROJECTIONS": "false",  # projections run in their own processes in production
+        "HUB_GROUP_COMMIT": "true" if group_commit else "false",
+        "HUB_POOL_SIZE": "40",
+    }
+    hub = Path(sys.executable).with_name("hub")
+    cmd = [str(hub), "serve", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("hub serve did not start")
+
+
+def seconds(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def run_wrk(port: int, clients: int, duration: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{duration}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    latency = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": seconds(latency["50"]) * 1000,
+        "p99_ms": seconds(latency["99"]) * 1000,
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def measure(store: str, clients: int, duration: int, group_commit: bool) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        url = fresh_store(store, Path(folder))
+        script = Path(folder) / "post.lua"
+        script.write_text(LUA)
+        port = free_port()
+        process = serve(url, port, group_commit)
+        try:
+            run_wrk(port, clients, 2, script)  # warm up: customers, keys, connections
+            return run_wrk(port, clients, duration, script)
+        finally:
+            process.terminate()
+            process.wait(30)
+            drop_store(url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="5-second runs")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.http needs wrk: apt install wrk")
+    duration = 5 if args.quick else args.duration
+    grouped = measure(args.store, args.clients, duration, group_commit=True)
+    naive = measure(args.store, args.clients, duration, group_commit=False)
+    figures: dict[str, Any] = {
+        "store": args.store,
+        "clients": args.clients,
+        "group_commit_per_s": round(grouped["per_s"]),
+        "group_commit_p50_ms": round(grouped["p50_ms"], 2),
+        "group_commit_p99_ms": round(grouped["p99_ms"], 2),
+        "naive_per_s": round(naive["per_s"]),
+        "naive_p50_ms": round(naive["p50_ms"], 2),
+        "naive_p99_ms": round(naive["p99_ms"], 2),
+        "gain": round(grouped["per_s"] / naive["per_s"], 2) if naive["per_s"] else None,
+        "errors": grouped["errors"] + naive["errors"],
+    }
+    print(f"single-touchpoint HTTP, {args.clients} clients, {args.store}, {duration} s each")
+    print(f"{'path':<34}{'touchpoints/s':>14}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, run in (("group commit", grouped), ("one transaction each (naive)", naive)):
+        print(f"{name:<34}{run['per_s']:>14.0f}{run['p50_ms']:>9.2f}{run['p99_ms']:>9.2f}")
+    print(orjson.dumps(figures).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
