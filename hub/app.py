@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -120,6 +120,19 @@ class _Batch:
             self.customers[customer_id] = self.hub.load_customer(customer_id, field)
         return self.customers[customer_id]
 
+    def prefetch(self, customer_ids: Iterable[str]) -> None:
+        """Load the customers not loaded yet, and those merged with them, a query per round."""
+        wanted = {c for c in customer_ids if c not in self.customers}
+        while wanted:
+            loaded = self.hub.load_customers(wanted)
+            self.customers.update(loaded)
+            wanted = {
+                other
+                for customer in loaded.values()
+                for other in (customer.merged_into, *customer.merged_from)
+                if other is not None and other not in self.customers
+            }
+
     def survivor(self, customer_id: str, field: str | None = None) -> Customer:
         """The customer a touchpoint for `customer_id` goes to, following merges."""
         customer = self.customer(customer_id, field)
@@ -140,7 +153,8 @@ class _Batch:
         return combined
 
     def aggregates(self) -> list[Any]:
-        return [*self.customers.values(), *self.created]
+        """The aggregates with events to save (the library inspects each one it is given)."""
+        return [a for a in (*self.customers.values(), *self.created) if a.pending_events]
 
     def key_owners(self) -> set[str]:
         """The customers whose keys the pending events are sealed with."""
@@ -219,6 +233,33 @@ class Hub(Application[UUID]):
             raise CustomerNotFound(customer_id, field)
         return customer
 
+    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+        """The customers among `customer_ids`, read in one query; unknown ids are left out."""
+        streams = set()
+        for customer_id in customer_ids:
+            try:
+                streams.add(UUID(customer_id))
+            except ValueError:
+                continue
+        if self.repository.cache is not None or self.repository.snapshot_store is not None:
+            # The library's own path knows its cache and snapshots: one read per customer.
+            found = {}
+            for stream in streams:
+                try:
+                    found[str(stream)] = self.load_customer(str(stream))
+                except CustomerNotFound:
+                    continue
+            return found
+        customers = {}
+        for stream, stored_events in self.store.select_streams(streams).items():
+            aggregate = None
+            for stored_event in stored_events:
+                domain_event: Any = self.mapper.to_domain_event(stored_event)
+                aggregate = domain_event.mutate(aggregate)
+            if isinstance(aggregate, Customer):
+                customers[str(stream)] = aggregate
+        return customers
+
     def find_customer(self, identity: str) -> str | None:
         """The customer an identity key (`email:…`) routes to, following merges."""
         owner = self.store.lookup_keys([identity_digest(identity)]).get(identity_digest(identity))
@@ -279,11 +320,13 @@ class Hub(Application[UUID]):
 
     def _decide_and_save(self, proposals: list[Proposal | HubError], mode: str) -> list[Outcome]:
         valid = [p for p in proposals if isinstance(p, Proposal)]
-        source_keys = [source_digest(p.channel, p.source_id) for p in valid]
-        recorded = self.store.lookup_keys(source_keys)
-        batch = _Batch(
-            self, self.store.lookup_keys(identity_digest(i) for p in valid for i in p.identities)
-        )
+        source_keys = {source_digest(p.channel, p.source_id) for p in valid}
+        identities = {identity_digest(i) for p in valid for i in p.identities}
+        # One read of every key the batch needs, then one of every customer they point at.
+        found = self.store.lookup_keys(source_keys | identities)
+        recorded = {key: found[key] for key in source_keys if key in found}
+        batch = _Batch(self, {key: found[key] for key in identities if key in found})
+        batch.prefetch([*batch.owners.values(), *(p.customer_id for p in valid if p.customer_id)])
         decided: list[_Pending | _Earlier | HubError] = []
         for proposal in proposals:
             if isinstance(proposal, HubError):
@@ -310,7 +353,7 @@ class Hub(Application[UUID]):
 
         positions: dict[int, int] = {}
         aggregates = batch.aggregates()
-        if any(getattr(a, "pending_events", None) for a in aggregates):
+        if aggregates:
             # One look-up (and creation) of every key the batch seals with, not one per event.
             self.shredder.keys(batch.key_owners(), create=True)
             for recording in self.save(*aggregates, hub_keys=batch.keys):

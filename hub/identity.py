@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -13,6 +14,9 @@ from hub.errors import InvalidInput
 ACCOUNT_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:\S{1,128}$")
 
 
+# Validation is the costly part of proposing a touchpoint, and a customer's addresses come
+# back touchpoint after touchpoint: remember the answers (failures raise and are not kept).
+@functools.lru_cache(maxsize=65_536)
 def normalise_email(raw: str, field: str = "customer.email") -> str:
     """Trimmed, validated and lower-cased email address."""
     try:
@@ -22,6 +26,7 @@ def normalise_email(raw: str, field: str = "customer.email") -> str:
     return valid.normalized.lower()
 
 
+@functools.lru_cache(maxsize=65_536)
 def normalise_phone(
     raw: str, default_region: str | None = None, field: str = "customer.phone"
 ) -> str:

@@ -17,6 +17,7 @@ value reads as `ERASED`.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import threading
 import time
@@ -128,10 +129,13 @@ def _replace(state: dict[str, Any], path: Path, value: Any, copied: set[int]) ->
     node[path[-1]] = value
 
 
+# Paths repeat from event to event (`data/summary`, `claims/0/value`): remember their forms.
+@functools.lru_cache(maxsize=4096)
 def _encode_path(path: Path) -> str:
     return "/".join(str(step) for step in path)
 
 
+@functools.lru_cache(maxsize=4096)
 def _decode_path(text: str) -> Path:
     return tuple(int(step) if step.isdigit() else step for step in text.split("/"))
 

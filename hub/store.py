@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from hub.shred import new_key
@@ -32,6 +33,8 @@ class HubRecorder(Protocol):
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
 
     def stream(self, originator_id: UUID) -> list[Notification]: ...
+
+    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]: ...
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
@@ -157,6 +160,27 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
+    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams at once, each stream in version order."""
+        wanted = [i.hex for i in set(originator_ids)]
+        found: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    "SELECT originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                    "ORDER BY originator_id, originator_version",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    stream = UUID(row["originator_id"])
+                    found.setdefault(stream, []).append(
+                        StoredEvent(stream, row["originator_version"], row["topic"], row["state"])
+                    )
+        return found
+
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
         """Events stream by stream, each in version order, after (stream, version)."""
         where = ""
@@ -218,18 +242,30 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 "customer text PRIMARY KEY, key bytea, erased_at timestamptz)"
             ).format(schema=schema, table=self.customer_keys_table)
         )
+        # Parameters as binary arrays (`%b`): bytes go over as they are, not hex-escaped text.
         self._insert_keys = SQL(
             "INSERT INTO {schema}.{keys} (key, owner, version) "
-            "SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[])"
+            "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[])"
         ).format(schema=schema, keys=self.keys_table)
         self._select_keys = SQL(
-            "SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%s)"
+            "SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%b::text[])"
         ).format(schema=schema, keys=self.keys_table)
         events = Identifier(events_table_name)
+        self._insert_stored = SQL(
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id"
+        ).format(
+            schema=schema, events=events, id_type=Identifier(self.datastore.originator_id_type)
+        )
         self._select_positions = SQL(
             "SELECT e.originator_id, e.originator_version, e.notification_id "
             "FROM {schema}.{events} e JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, v) "
             "ON e.originator_id = w.id AND e.originator_version = w.v"
+        ).format(schema=schema, events=events)
+        self._select_streams = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
         ).format(schema=schema, events=events)
         self._select_stream = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -246,14 +282,21 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
-    def _insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
+    def _insert_hub_rows(self, events_cursor: Any, **kwargs: Any) -> None:
+        # After the table lock and the event rows, and never prepared: in pipeline mode a
+        # failed statement makes the server skip the ones after it, and psycopg would then
+        # believe a statement prepared that the server never saw ("does not exist" later).
+        # A cursor of its own: the events cursor still holds the new notification ids.
+        with events_cursor.connection.cursor() as curs:
+            self._insert_hub_rows_with(curs, **kwargs)
+
+    def _insert_hub_rows_with(self, curs: Any, **kwargs: Any) -> None:
         keys: list[KeyRow] = kwargs.get("hub_keys") or []
         if keys:
             curs.execute(
                 self._insert_keys,
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+                prepare=False,
             )
         erased = list(kwargs.get("hub_erase") or ())
         if erased:
@@ -266,14 +309,33 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                     "DO UPDATE SET key = NULL, erased_at = excluded.erased_at"
                 ).format(schema=schema, table=self.customer_keys_table),
                 (erased,),
+                prepare=False,
             )
             curs.execute(
                 SQL(
                     "DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL"
                 ).format(schema=schema, keys=self.keys_table),
                 (erased,),
+                prepare=False,
             )
-        super()._insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # The library's insert (table lock, notify, one statement returning the notification
+        # ids in order) with the rows sent as binary arrays instead of composite text.
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self._insert_stored,
+            (
+                [e.originator_id for e in stored_events],
+                [e.originator_version for e in stored_events],
+                [e.topic for e in stored_events],
+                [e.state for e in stored_events],
+            ),
+        )
+        self._insert_hub_rows(curs, **kwargs)
 
     def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         wanted = list(set(customers))
@@ -335,6 +397,18 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams at once, each stream in version order."""
+        wanted = list(set(originator_ids))
+        found: dict[UUID, list[StoredEvent]] = {}
+        if not wanted:
+            return found
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_streams, (wanted,), binary=True)
+            for stream, version, topic, state in curs.fetchall():
+                found.setdefault(stream, []).append(StoredEvent(stream, version, topic, state))
+        return found
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
         """Events stream by stream, each in version order, after (stream, version)."""
