@@ -1,0 +1,99 @@
+"""`hub ingest nats` (touchpoints in from JetStream) and `hub publish nats` (events out)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from hub.settings import Settings
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.WARNING, format="hub: %(levelname)s %(name)s: %(message)s")
+
+
+async def _until_signalled(main: Any, stop: asyncio.Event) -> Any:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return await main
+
+
+def ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.nats_ingest import NatsIngest
+    from api.app import build_hub
+
+    _log_to_stderr()
+    if args.batch_size:
+        settings = settings.model_copy(update={"nats_batch_size": args.batch_size})
+    hub = build_hub(settings)
+
+    async def main() -> dict[str, int]:
+        stop = asyncio.Event()
+        consumer = NatsIngest(hub, settings)
+        await consumer.start()
+        print(
+            f"hub: ingesting {settings.nats_subject_prefix}.* from stream {settings.nats_stream} "
+            f"(consumer {settings.nats_durable}) at {settings.nats_url}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stats = await _until_signalled(consumer.run(stop), stop)
+        return stats.as_dict()
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        hub.close()
+    print(f"hub: ingest stopped: {json.dumps(stats)}", file=sys.stderr)
+    return 0
+
+
+def publish(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.nats_publish import NatsPublisher
+    from api.app import build_hub
+
+    _log_to_stderr()
+    hub = build_hub(settings)
+
+    async def main() -> dict[str, int]:
+        stop = asyncio.Event()
+        publisher = NatsPublisher(hub, settings)
+        await publisher.start()
+        print(
+            f"hub: publishing events to {settings.nats_events_prefix}.<type> (stream "
+            f"{settings.nats_events_stream}) from position {publisher.position + 1}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stats = await _until_signalled(publisher.run(stop), stop)
+        return dict(vars(stats))
+
+    try:
+        stats = asyncio.run(main())
+    finally:
+        hub.close()
+    print(f"hub: publish stopped: {json.dumps(stats)}", file=sys.stderr)
+    return 0
+
+
+def register(commands: Any) -> None:
+    ingest_cmd = commands.add_parser("ingest", help="consume touchpoints from a broker")
+    sources = ingest_cmd.add_subparsers(dest="source", required=True)
+    nats_in = sources.add_parser(
+        "nats", help="record touchpoints published to touchpoints.<channel> (JetStream)"
+    )
+    nats_in.add_argument("--batch-size", type=int, help="messages per fetch and commit")
+    nats_in.set_defaults(run=ingest)
+
+    publish_cmd = commands.add_parser("publish", help="publish recorded events to a broker")
+    targets = publish_cmd.add_subparsers(dest="target", required=True)
+    nats_out = targets.add_parser(
+        "nats", help="publish every recorded event to hub.events.<type> (JetStream), in order"
+    )
+    nats_out.set_defaults(run=publish)

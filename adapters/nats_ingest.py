@@ -1,0 +1,305 @@
+"""NATS JetStream ingestion: channels publish envelopes to `touchpoints.<channel>`; a durable
+pull consumer records them a fetched batch per transaction and acks only after the commit.
+
+- Publishers set `Nats-Msg-Id` to the source key: the stream drops a re-send inside its
+  duplicate window, the hub (idempotent by source key) one outside it, and a redelivery.
+- A message that can never be recorded (not JSON, an invalid envelope, a conflict, ambiguous
+  identities) is republished with its problem document to `touchpoints.rejected.<channel>`
+  and terminated; the rest of its batch still commits.
+- The store being down is transient: the batch is nak'd with exponential back-off.
+- Several processes may share the durable consumer; each one's batches commit in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, Header
+from nats.js.errors import NotFoundError
+
+from adapters.nats_streams import connect, ensure_stream
+from hub.app import Accepted, Hub, Outcome
+from hub.envelope import parse_envelope
+from hub.errors import HubError, InvalidInput, StoreUnavailable
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+FETCH_TIMEOUT_S = 1.0
+CHECK_EVERY_S = 5.0  # how often an idle consumer makes sure its consumer still exists
+POISON_AFTER = 5  # deliveries after which a message that crashes the hub is rejected
+
+
+class InternalFailure(HubError):
+    """The hub failed on this message again and again: set aside for a person to look at."""
+
+    status = 500
+    kind = "internal-error"
+    title = "The hub could not record this message"
+
+
+@dataclass
+class IngestStats:
+    recorded: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    retried: int = 0
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+def problem_message(msg: Msg, error: HubError) -> bytes:
+    """The rejected subject's payload: the problem document beside the message as it came."""
+    doc: dict[str, Any] = {"subject": msg.subject, "problem": error.problem()}
+    with suppress(Exception):
+        doc["sequence"] = msg.metadata.sequence.stream
+    try:
+        doc["message"] = msg.data.decode()
+    except UnicodeDecodeError:
+        doc["message_base64"] = base64.b64encode(msg.data).decode()
+    return orjson.dumps(doc)
+
+
+class NatsIngest:
+    """The consumer loop of `hub ingest nats`: fetch, record in a worker thread, settle."""
+
+    def __init__(self, hub: Hub, settings: Settings, *, check_every: float = CHECK_EVERY_S):
+        self.hub = hub
+        self.settings = settings
+        self.prefix = settings.nats_subject_prefix
+        self.check_every = check_every
+        self.stats = IngestStats()
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.sub: JetStreamContext.PullSubscription | None = None
+        self._reconnected = [False]
+        self._checked = 0.0
+
+    # -- setting up ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.nc = await connect(self.settings, "hub-ingest", self._reconnected)
+        self.js = self.nc.jetstream()
+        await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        """(Re)create the stream and the durable consumer if missing, and bind to it."""
+        assert self.js is not None
+        s = self.settings
+        await ensure_stream(
+            self.js,
+            s.nats_stream,
+            [f"{self.prefix}.*", f"{s.nats_rejected_prefix}.*"],
+            s.nats_duplicate_window_s,
+        )
+        if self.sub is not None:
+            with suppress(Exception):
+                await self.sub.unsubscribe()
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=s.nats_ack_wait_s,
+            max_deliver=-1,  # the store may be down for long: never drop a message
+            max_ack_pending=max(1000, s.nats_batch_size * 8),
+            filter_subject=f"{self.prefix}.*",
+        )
+        self.sub = await self.js.pull_subscribe(
+            f"{self.prefix}.*", durable=s.nats_durable, stream=s.nats_stream, config=config
+        )
+        self._checked = time.monotonic()
+
+    async def _check(self) -> None:
+        """After a reconnect or a quiet while: recreate what JetStream lost (a server restarted
+        without its store keeps answering, but the consumer is gone and fetches just time out)."""
+        if not self._reconnected[0] and time.monotonic() - self._checked < self.check_every:
+            return
+        self._reconnected[0] = False
+        assert self.sub is not None
+        try:
+            await self.sub.consumer_info()
+            self._checked = time.monotonic()
+        except NotFoundError:
+            log.warning("JetStream lost the stream or consumer: recreating them")
+            await self._subscribe()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> IngestStats:
+        """Consume until `stop` is set; the batch being recorded then is finished and settled."""
+        if self.sub is None:
+            await self.start()
+        fetching = asyncio.ensure_future(self._fetch())
+        try:
+            while True:
+                msgs = await fetching
+                if stop.is_set():
+                    await self._release(msgs)
+                    break
+                # Fetch the next batch while this one is decided and committed.
+                fetching = asyncio.ensure_future(self._fetch())
+                if msgs:
+                    await self.process(msgs)
+        finally:
+            if not fetching.done():
+                fetching.cancel()
+            await self.close()
+        return self.stats
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.flush()  # the acks of the last batch
+            await self.nc.close()
+
+    async def _fetch(self) -> list[Msg]:
+        assert self.sub is not None
+        try:
+            return await self.sub.fetch(self.settings.nats_batch_size, timeout=FETCH_TIMEOUT_S)
+        except TimeoutError:  # nothing to fetch (nats-py raises it by design)
+            await self._safely(self._check)
+            return []
+        except Exception as error:  # connection trouble, a deleted consumer: check, then retry
+            log.warning("fetch failed: %r", error)
+            await asyncio.sleep(0.5)
+            self._reconnected[0] = True
+            await self._safely(self._check)
+            return []
+
+    async def _safely(self, step: Any) -> None:
+        try:
+            await step()
+        except Exception as error:
+            log.warning("JetStream check failed (will retry): %r", error)
+
+    async def _release(self, msgs: Sequence[Msg]) -> None:
+        """Hand fetched but unrecorded messages back at once (shutting down)."""
+        for msg in msgs:
+            await msg.nak()
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def process(self, msgs: Sequence[Msg]) -> None:
+        """Record a batch (in a worker thread: the hub is synchronous) and settle each message."""
+        keep_alive = asyncio.ensure_future(self._keep_alive(msgs))
+        try:
+            outcomes = await asyncio.to_thread(self._record, [(m.subject, m.data) for m in msgs])
+        except StoreUnavailable as error:
+            log.warning("store unavailable, retrying %d message(s) later: %s", len(msgs), error)
+            outcomes = [error] * len(msgs)
+        except Exception:
+            log.exception("recording a batch of %d failed; recording one by one", len(msgs))
+            deliveries = [_deliveries(m) for m in msgs]
+            outcomes = await asyncio.to_thread(self._record_singly, msgs, deliveries)
+        finally:
+            keep_alive.cancel()
+        await self._settle(msgs, outcomes)
+        self.stats.batches += 1
+
+    async def _keep_alive(self, msgs: Sequence[Msg]) -> None:
+        """Tell JetStream a long commit is still working, so it does not redeliver meanwhile."""
+        while True:
+            await asyncio.sleep(self.settings.nats_ack_wait_s / 3)
+            for msg in msgs:
+                await msg.in_progress()
+
+    def _envelope(self, subject: str, data: bytes) -> Any:
+        channel = subject[len(self.prefix) + 1 :]
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            return InvalidInput("body", f"not JSON: {error}")
+        try:
+            envelope = parse_envelope(raw)
+        except HubError as error:
+            return error
+        if envelope.source.channel != channel:
+            # The subject is the channel's permission: a channel may not speak for another.
+            return InvalidInput(
+                "source.channel",
+                f"the message came on {subject} but names channel {envelope.source.channel!r}",
+            )
+        return envelope
+
+    def _record(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        return self.hub.record_batch([self._envelope(s, d) for s, d in messages])
+
+    def _record_singly(self, msgs: Sequence[Msg], deliveries: Sequence[int]) -> list[Outcome]:
+        """Find the message that breaks the batch: each alone, and a repeat offender rejected."""
+        outcomes: list[Outcome] = []
+        for msg, delivered in zip(msgs, deliveries, strict=True):
+            try:
+                outcomes += self._record([(msg.subject, msg.data)])
+            except StoreUnavailable as error:
+                outcomes.append(error)
+            except Exception as error:
+                log.exception("message %s failed", msg.subject)
+                if delivered >= POISON_AFTER:
+                    outcomes.append(InternalFailure(f"{type(error).__name__}: {error}"))
+                else:
+                    outcomes.append(StoreUnavailable(f"{type(error).__name__}: {error}"))
+        return outcomes
+
+    async def _settle(self, msgs: Sequence[Msg], outcomes: Sequence[Outcome]) -> None:
+        """Ack what was committed, dead-letter what never will be, nak what may later."""
+        rejects: list[tuple[Msg, HubError]] = []
+        for msg, outcome in zip(msgs, outcomes, strict=True):
+            if isinstance(outcome, Accepted):
+                await msg.ack()
+                if outcome.duplicate:
+                    self.stats.duplicates += 1
+                else:
+                    self.stats.recorded += 1
+            elif isinstance(outcome, StoreUnavailable):
+                await msg.nak(delay=self._backoff(msg))
+                self.stats.retried += 1
+            else:
+                rejects.append((msg, outcome))
+        if not rejects:
+            return
+        assert self.js is not None
+        acks = await asyncio.gather(
+            *(self._dead_letter(msg, error) for msg, error in rejects), return_exceptions=True
+        )
+        for (msg, _), ack in zip(rejects, acks, strict=True):
+            if isinstance(ack, BaseException):
+                log.warning("could not publish to the rejected subject (retrying): %r", ack)
+                await msg.nak(delay=self._backoff(msg))
+                self.stats.retried += 1
+            else:
+                await msg.term()
+                self.stats.rejected += 1
+
+    async def _dead_letter(self, msg: Msg, error: HubError) -> Any:
+        assert self.js is not None
+        channel = msg.subject[len(self.prefix) + 1 :]
+        headers = {"Hub-Problem-Type": error.kind, "Hub-Problem-Status": str(error.status)}
+        with suppress(Exception):
+            # A redelivery after a crash between republish and term is dropped by the window.
+            headers[Header.MSG_ID.value] = f"rejected:{msg.metadata.sequence.stream}"
+        return await self.js.publish(
+            f"{self.settings.nats_rejected_prefix}.{channel}",
+            problem_message(msg, error),
+            stream=self.settings.nats_stream,
+            headers=headers,
+        )
+
+    def _backoff(self, msg: Msg) -> float:
+        s = self.settings
+        return min(s.nats_retry_delay_s * 2 ** (_deliveries(msg) - 1), s.nats_retry_max_delay_s)
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:
+        return 1

@@ -1,0 +1,326 @@
+"""NATS ingestion benchmark: end to end (publish N → all committed) on PostgreSQL, beside plain
+JetStream publish-and-consume of the same messages with no hub, in the same run.
+
+    .venv/bin/python -m bench.nats_ingest [--quick] [-n N] [--batch 500] [--processes K]
+
+Both phases start their consumer first, then publish every message with `publish_async`
+(`Nats-Msg-Id` = the source key) while it consumes: the clock runs from the first publish to
+the last ack. The plain phase fetches in batches and acks each message; the hub phase is
+`hub ingest nats`'s consumer (`adapters/nats_ingest.py`): fetch a batch, parse, decide and
+commit it in one transaction (`Hub.record_batch`, in a worker thread), then ack, dead-letter
+the rejected ones to `touchpoints.rejected.<channel>`. The workload is `bench/ingest.py`'s mix
+(orders, mails, calls, quotes, consent, marketing; a few contradictions and re-sends).
+The database is a fresh PostgreSQL database, created and dropped; streams are unique per run.
+
+Prints one table; the last line is one JSON object of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import nats
+import orjson
+import psycopg
+from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
+from psycopg import sql
+
+from adapters.nats_ingest import NatsIngest
+from bench.ingest import customer_touchpoints
+from hub.app import Hub
+from hub.settings import Settings
+
+PG_HOST = os.environ.get("HUB_BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
+NATS_URL = os.environ.get("HUB_NATS_URL", "nats://127.0.0.1:4222")
+TARGET = 10_000.0
+
+
+def messages(run: str, n: int, window: int = 1000, seed: int = 7) -> list[tuple[str, str, bytes]]:
+    """(channel, source key, JSON) of about `n` envelopes; customers interleave in windows."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str, bytes]] = []
+    i = 0
+    while len(out) < n:
+        group: list[list[dict[str, Any]]] = []
+        size = 0
+        while size < window:
+            group.append(customer_touchpoints(rng, run, i))
+            size += len(group[-1])
+            i += 1
+        slots = [c for c, items in enumerate(group) for _ in items]
+        rng.shuffle(slots)
+        cursors = [0] * len(group)
+        for c in slots:
+            raw = group[c][cursors[c]]
+            cursors[c] += 1
+            channel = raw["source"]["channel"]
+            out.append((channel, f"{channel}:{raw['source']['id']}", orjson.dumps(raw)))
+    return out[:n]
+
+
+async def publish(js: Any, prefix: str, msgs: list[tuple[str, str, bytes]]) -> tuple[int, float]:
+    """Publish pipelined; (messages the stream stored, seconds until the last ack)."""
+    started = time.perf_counter()
+    futures = [
+        await js.publish_async(f"{prefix}.{channel}", data, headers={Header.MSG_ID.value: key})
+        for channel, key, data in msgs
+    ]
+    acks = await asyncio.gather(*futures)
+    return sum(not ack.duplicate for ack in acks), time.perf_counter() - started
+
+
+async def plain(nc: Any, msgs: list[tuple[str, str, bytes]], batch: int) -> dict[str, Any]:
+    """JetStream alone: the same messages published, fetched in batches and acked."""
+    js = nc.jetstream()
+    tag = uuid.uuid4().hex[:10]
+    stream, prefix = f"BENCH_PLAIN_{tag}", f"bench{tag}.touchpoints"
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{prefix}.*"], duplicate_window=120))
+    try:
+        sub = await js.pull_subscribe(
+            f"{prefix}.*",
+            durable=f"plain-{tag}",
+            stream=stream,
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=batch * 8),
+        )
+        acked = 0
+        stored: int | None = None
+
+        async def consume() -> None:
+            nonlocal acked
+            while stored is None or acked < stored:
+                try:
+                    got = await sub.fetch(batch, timeout=1.0)
+                except TimeoutError:
+                    continue
+                for msg in got:
+                    await msg.ack()
+                acked += len(got)
+            await nc.flush()
+
+        started = time.perf_counter()
+        consuming = asyncio.ensure_future(consume())
+        stored, published_s = await publish(js, prefix, msgs)
+        await consuming
+        took = time.perf_counter() - started
+    finally:
+        await js.delete_stream(stream)
+    return {
+        "messages": len(msgs),
+        "stored": stored,
+        "seconds": took,
+        "per_s": stored / took,
+        "publish_per_s": len(msgs) / published_s,
+    }
+
+
+async def through_hub(
+    nc: Any, hub: Hub, msgs: list[tuple[str, str, bytes]], batch: int
+) -> dict[str, Any]:
+    """The hub's consumer: every stored message committed (or rejected) and acked."""
+    js = nc.jetstream()
+    tag = uuid.uuid4().hex[:10]
+    settings = Settings(
+        nats_url=NATS_URL,
+        nats_stream=f"BENCH_HUB_{tag}",
+        nats_subject_prefix=f"bench{tag}.touchpoints",
+        nats_rejected_prefix=f"bench{tag}.touchpoints.rejected",
+        nats_durable=f"hub-{tag}",
+        nats_batch_size=batch,
+    )
+    ingest = NatsIngest(hub, settings)
+    await ingest.start()
+    try:
+        stop = asyncio.Event()
+        started = time.perf_counter()
+        running = asyncio.ensure_future(ingest.run(stop))
+        stored, published_s = await publish(js, settings.nats_subject_prefix, msgs)
+        s = ingest.stats
+        while s.recorded + s.duplicates + s.rejected < stored:
+            await asyncio.sleep(0.005)
+        took = time.perf_counter() - started
+        stop.set()
+        await running
+    finally:
+        await js.delete_stream(settings.nats_stream)
+    return {
+        "messages": len(msgs),
+        "stored": stored,
+        "seconds": took,
+        "per_s": stored / took,
+        "publish_per_s": len(msgs) / published_s,
+        "recorded": s.recorded,
+        "duplicates": s.duplicates,
+        "rejected": s.rejected,
+        "retried": s.retried,
+        "batches": s.batches,
+    }
+
+
+async def through_processes(
+    nc: Any, database_url: str, msgs: list[tuple[str, str, bytes]], batch: int, processes: int
+) -> dict[str, Any]:
+    """`hub ingest nats` as separate processes sharing the durable consumer (how it scales)."""
+    js = nc.jetstream()
+    tag = uuid.uuid4().hex[:10]
+    names = {
+        "HUB_NATS_URL": NATS_URL,
+        "HUB_NATS_STREAM": f"BENCH_PROC_{tag}",
+        "HUB_NATS_SUBJECT_PREFIX": f"bench{tag}.touchpoints",
+        "HUB_NATS_REJECTED_PREFIX": f"bench{tag}.touchpoints.rejected",
+        "HUB_NATS_DURABLE": f"hub-{tag}",
+        "HUB_NATS_BATCH_SIZE": str(batch),
+        "HUB_DATABASE_URL": database_url,
+        "HUB_POOL_SIZE": "4",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "ingest", "nats"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stderr is not None
+            while "hub: ingesting" not in worker.stderr.readline():
+                assert worker.poll() is None, "hub ingest nats exited"
+        started = time.perf_counter()
+        stored, published_s = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
+        while True:
+            info = await js.consumer_info(names["HUB_NATS_STREAM"], names["HUB_NATS_DURABLE"])
+            if not info.num_pending and not info.num_ack_pending:
+                break
+            await asyncio.sleep(0.01)
+        took = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.communicate(timeout=60)
+        await js.delete_stream(names["HUB_NATS_STREAM"])
+    return {
+        "processes": processes,
+        "stored": stored,
+        "seconds": took,
+        "per_s": stored / took,
+        "publish_per_s": len(msgs) / published_s,
+    }
+
+
+class Database:
+    """A fresh PostgreSQL database for one run (several people may bench on one server)."""
+
+    def __init__(self) -> None:
+        self.name = f"hub_bench_nats_{uuid.uuid4().hex[:10]}"
+        with self._admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        self.url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+        )
+
+    def close(self) -> None:
+        with self._admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+
+
+async def run(n: int, batch: int, processes: int) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:6]
+    msgs = messages(run_id, n)
+    database = Database()
+    hub = Hub(Settings(database_url=database.url, pool_size=4).eventsourcing_env())
+    nc = await nats.connect(NATS_URL)
+    scaled = None
+    try:
+        baseline = await plain(nc, msgs, batch)
+        hubbed = await through_hub(nc, hub, msgs, batch)
+        if processes > 1:
+            # The same touchpoints again would all be duplicates: a second workload.
+            again = messages(run_id + "p", n)
+            scaled = await through_processes(nc, database.url, again, batch, processes)
+    finally:
+        await nc.close()
+        hub.close()
+        database.close()
+    return {
+        "n": n,
+        "batch": batch,
+        "store": "postgres",
+        "plain_jetstream": baseline,
+        "hub": hubbed,
+        "ratio": hubbed["per_s"] / baseline["per_s"],
+        "processes": scaled,
+        "target_per_s": TARGET,
+        "meets_target": hubbed["per_s"] >= TARGET,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"NATS ingestion, {result['n']} messages, fetch batch {result['batch']}, PostgreSQL")
+    print(f"{'phase':<18}{'stored':>8}{'seconds':>9}{'msgs/s':>10}{'publish/s':>11}")
+    for name, key in (("plain JetStream", "plain_jetstream"), ("through the hub", "hub")):
+        row = result[key]
+        print(
+            f"{name:<18}{row['stored']:>8}{row['seconds']:>9.2f}"
+            f"{row['per_s']:>10,.0f}{row['publish_per_s']:>11,.0f}"
+        )
+    if result["processes"]:
+        row = result["processes"]
+        name = f"{row['processes']} processes"
+        print(
+            f"{name:<18}{row['stored']:>8}{row['seconds']:>9.2f}"
+            f"{row['per_s']:>10,.0f}{row['publish_per_s']:>11,.0f}"
+        )
+    h = result["hub"]
+    print(
+        f"hub: {h['recorded']} recorded, {h['duplicates']} duplicates, {h['rejected']} "
+        f"rejected, {h['retried']} retried, {h['batches']} batches"
+    )
+    verdict = "meets" if result["meets_target"] else "misses"
+    print(
+        f"hub / plain = {result['ratio']:.2f}; {h['per_s']:,.0f} touchpoints/s {verdict} "
+        f"the target of {TARGET:,.0f}/s"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="5,000 messages")
+    parser.add_argument("-n", type=int, help="messages (default 50,000; --quick 5,000)")
+    parser.add_argument("--batch", type=int, default=500, help="fetch and commit batch")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="also run `hub ingest nats` as this many processes sharing the consumer, on a "
+        "second workload (default 1: skip)",
+    )
+    args = parser.parse_args(argv)
+    n = args.n or (5_000 if args.quick else 50_000)
+    result = asyncio.run(run(n, args.batch, args.processes))
+    print_table(result)
+    rounded = json.loads(json.dumps(result), parse_float=lambda x: round(float(x), 3))
+    print(json.dumps(rounded), file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
