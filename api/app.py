@@ -9,10 +9,11 @@ from fastapi import FastAPI
 
 from api import problems
 from api.limits import BodyLimit
-from api.routes import audit, customers, health, touchpoints
+from api.routes import adapters, audit, customers, health, reports, touchpoints, views
 from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
+from projections.runner import build_projections
 
 
 def build_hub(settings: Settings) -> Hub:
@@ -31,13 +32,20 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = hub is None
         app.state.hub = hub or build_hub(settings)
-        app.state.committer = GroupCommit(
-            app.state.hub, max_wait=settings.group_commit_wait_ms / 1000
+        app.state.committer = (
+            GroupCommit(app.state.hub, max_wait=settings.group_commit_wait_ms / 1000)
+            if settings.group_commit
+            else None
         )
+        app.state.projections = build_projections(app.state.hub, settings)
+        if settings.run_projections:
+            app.state.projections.start()  # embedded default: projections run in this process
         try:
             yield
         finally:
-            app.state.committer.close()  # commits what was queued before the store closes
+            app.state.projections.stop()
+            if app.state.committer is not None:
+                app.state.committer.close()  # commits what was queued before the store closes
             if owned:
                 app.state.hub.close()
 
@@ -50,6 +58,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.state.settings = settings
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (touchpoints, customers, audit, health):
+    for module in (touchpoints, adapters, customers, views, reports, audit, health):
         app.include_router(module.router)
     return app

@@ -13,7 +13,10 @@ from hub.settings import Settings
 # argparse sub-parsers; a subcommand sets `run=fn(args, settings) -> int`.
 COMMAND_MODULES: list[str] = [
     "api.audit_cli",
+    "projections.cli",
     "adapters.demo",
+    "adapters.file_import",
+    "adapters.nats_cli",
 ]
 
 

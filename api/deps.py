@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
+from projections.runner import Projections
 
 
 def get_hub(request: Request) -> Hub:
@@ -16,9 +17,14 @@ def get_hub(request: Request) -> Hub:
     return hub
 
 
-def get_committer(request: Request) -> GroupCommit:
-    committer: GroupCommit = request.app.state.committer
+def get_committer(request: Request) -> GroupCommit | None:
+    committer: GroupCommit | None = request.app.state.committer
     return committer
+
+
+def get_projections(request: Request) -> Projections:
+    projections: Projections = request.app.state.projections
+    return projections
 
 
 def get_settings(request: Request) -> Settings:
@@ -27,5 +33,10 @@ def get_settings(request: Request) -> Settings:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
-CommitterDep = Annotated[GroupCommit, Depends(get_committer)]
+CommitterDep = Annotated[GroupCommit | None, Depends(get_committer)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ProjectionsDep = Annotated[Projections, Depends(get_projections)]
+MinPosition = Annotated[
+    int | None,
+    Query(ge=0, description="wait (bounded) until the projections have applied this position"),
+]

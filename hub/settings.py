@@ -25,16 +25,84 @@ class Settings(BaseSettings):
     default_region: str | None = Field(
         default=None, description="region for phone numbers given without +, e.g. DE"
     )
+    company_domains: list[str] = Field(
+        default=[],
+        description='the company\'s own email domains, as a JSON list: \'["example.com"]\'; '
+        "mail from them is outbound (email.sent), other mail inbound (email.received)",
+    )
     database_schema: str | None = Field(
         default=None, description="PostgreSQL schema of the hub's tables (default: public)"
     )
     pool_size: int = 10
     max_body_bytes: int = 1024 * 1024
     max_batch_items: int = 1000
+    group_commit: bool = Field(
+        default=True,
+        description="gather concurrent single touchpoints into shared transactions "
+        "(false: one transaction per request, the naive path)",
+    )
     group_commit_wait_ms: float = Field(
         default=2.0,
         ge=0,
         description="how long a single touchpoint waits for others to share its transaction",
+    )
+    run_projections: bool = Field(
+        default=True,
+        description="keep the projections up to date inside `hub serve` (false when "
+        "separate `hub project` processes do it)",
+    )
+    projection_page_size: int = Field(default=1000, ge=1, le=10_000)
+    projection_poll_s: float = Field(
+        default=0.2, gt=0, description="how often a projection runner looks for new events"
+    )
+    read_wait_s: float = Field(
+        default=5.0, ge=0, description="longest wait of a read with min_position before a 503"
+    )
+    sla: dict[str, str] = Field(
+        default={},
+        description='SLA overrides as JSON, e.g. {"repair:urgent": "2h", "reply": "1bd"}',
+    )
+    nats_url: str = Field(default="nats://127.0.0.1:4222", description="NATS server(s)")
+    nats_stream: str = Field(
+        default="TOUCHPOINTS", description="JetStream stream of inbound touchpoints"
+    )
+    nats_subject_prefix: str = Field(
+        default="touchpoints", description="channels publish to <prefix>.<channel>"
+    )
+    nats_rejected_prefix: str = Field(
+        default="touchpoints.rejected",
+        description="refused messages go to <prefix>.<channel> with their problem document",
+    )
+    nats_durable: str = Field(
+        default="hub-ingest", description="durable pull consumer shared by `hub ingest nats`"
+    )
+    nats_duplicate_window_s: float = Field(
+        default=120.0, gt=0, description="JetStream duplicate window of both streams (Nats-Msg-Id)"
+    )
+    nats_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="messages per fetch and per commit"
+    )
+    nats_ack_wait_s: float = Field(
+        default=30.0, gt=0, description="redelivery after a consumer died without acking"
+    )
+    nats_retry_delay_s: float = Field(
+        default=1.0, gt=0, description="first back-off of a nak'd message (store down)"
+    )
+    nats_retry_max_delay_s: float = Field(default=60.0, gt=0, description="longest back-off")
+    nats_events_stream: str = Field(
+        default="HUB_EVENTS", description="JetStream stream of outbound hub events"
+    )
+    nats_events_prefix: str = Field(
+        default="hub.events", description="recorded events go to <prefix>.<type>"
+    )
+    nats_events_max_age_s: float = Field(
+        default=7 * 86400.0, gt=0, description="how long the events stream keeps an event"
+    )
+    nats_publisher: str = Field(
+        default="nats-publish", description="tracking name of `hub publish nats`"
+    )
+    nats_poll_s: float = Field(
+        default=0.2, gt=0, description="how often `hub publish nats` looks for new events"
     )
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -38,6 +39,29 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {error}")
         pytest.skip(f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}")
+
+
+NATS_URL = os.environ.get("HUB_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+def require_nats() -> str:
+    """The test NATS server's URL; with CI=true an unreachable server fails, else skips."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(NATS_URL)
+    try:
+        socket.create_connection((url.hostname or "127.0.0.1", url.port or 4222), 3).close()
+    except OSError as error:
+        if IN_CI:
+            pytest.fail(f"NATS is not reachable at {NATS_URL}: {error}")
+        pytest.skip(f"NATS is not reachable at {NATS_URL}")
+    return NATS_URL
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """The NATS server (JetStream) the test may use; tests name their own streams."""
+    return require_nats()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Customers: look-up by identity, the raw history, merge and unmerge."""
+"""Customers: look-up by identity, the raw history, merge and unmerge (the profile and the
+other read models are in api/routes/views.py)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,6 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"])
 class CustomerFound(BaseModel):
     customer_id: str
     identity: str
-
-
-class CustomerSummary(BaseModel):
-    customer_id: str
-    merged_into: str | None
-    merged_from: list[str]
-    identities: list[str]
-    touchpoints: int
 
 
 class MergeRequest(BaseModel):
@@ -62,19 +55,6 @@ async def find_customer(
     if customer_id is None:
         raise CustomerNotFound(identity)
     return CustomerFound(customer_id=customer_id, identity=identity)
-
-
-@router.get("/{customer_id}", response_model=CustomerSummary)
-async def get_customer(customer_id: str, hub: HubDep) -> CustomerSummary:
-    """A customer's identities, merges and touchpoint count."""
-    customer = await run_in_threadpool(hub.load_customer, customer_id)
-    return CustomerSummary(
-        customer_id=str(customer.id),
-        merged_into=customer.merged_into,
-        merged_from=customer.merged_from,
-        identities=sorted(customer.state.identities),
-        touchpoints=customer.state.touchpoints,
-    )
 
 
 @router.get("/{customer_id}/history")

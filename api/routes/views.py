@@ -1,0 +1,154 @@
+"""One customer's read models: profile, timeline, open items, claims (live or `as_of`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import MinPosition, ProjectionsDep, SettingsDep
+from api.problems import json_response
+from hub.errors import InvalidInput
+from projections import reads
+from projections.base import norm_time
+from projections.runner import Projections
+from projections.store import Tx
+
+router = APIRouter(prefix="/v1/customers", tags=["customer views"])
+POSITION_HEADER = "X-Projection-Position"
+AsOf = Annotated[
+    datetime | None, Query(description="as the hub knew it then (replays the customer's streams)")
+]
+
+
+def aware(name: str, moment: datetime | None) -> datetime | None:
+    if moment is not None and moment.tzinfo is None:
+        raise InvalidInput(name, "give a time zone (e.g. Z)")
+    return moment
+
+
+async def projected(
+    projections: Projections,
+    views: Sequence[str],
+    min_position: int | None,
+    timeout: float,
+    query: Callable[[Tx], Any],
+) -> Response:
+    """Wait for the views to reach `min_position`, run the query, answer with the position."""
+    position = await run_in_threadpool(projections.wait_for, views, min_position, timeout)
+    doc = await run_in_threadpool(projections.read, query)
+    return json_response(doc, headers={POSITION_HEADER: str(position)})
+
+
+async def replayed(
+    projections: Projections, customer_id: str, as_of: datetime, query: Callable[[Tx], Any]
+) -> Response:
+    """The query on the customer's streams replayed up to `as_of`."""
+    head = await run_in_threadpool(projections.hub.recorder.max_notification_id)
+    doc = await run_in_threadpool(projections.as_of, customer_id, as_of, query)
+    return json_response(doc, headers={POSITION_HEADER: str(head or 0)})
+
+
+def now_text(projections: Projections, as_of: datetime | None) -> str:
+    return norm_time(as_of or projections.hub.clock()) or ""
+
+
+@router.get("/{customer_id}")
+async def get_profile(
+    customer_id: str,
+    projections: ProjectionsDep,
+    settings: SettingsDep,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
+) -> Response:
+    """Profile: identities, contact data with provenance, consent, contacts, orders, open items."""
+
+    def query(tx: Tx) -> dict[str, Any]:
+        return reads.read_profile(tx, customer_id)
+
+    if aware("as_of", as_of):
+        return await replayed(projections, customer_id, as_of, query)  # type: ignore[arg-type]
+    return await projected(
+        projections, reads.PROFILE_VIEWS, min_position, settings.read_wait_s, query
+    )
+
+
+@router.get("/{customer_id}/timeline")
+async def get_timeline(
+    customer_id: str,
+    projections: ProjectionsDep,
+    settings: SettingsDep,
+    channel: Annotated[list[str], Query()] = [],  # noqa: B006
+    type: Annotated[list[str], Query()] = [],  # noqa: B006
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
+) -> Response:
+    """Every touchpoint across channels, newest first by occurred_at; cursor-paginated."""
+    filters = {
+        "channels": [c for value in channel for c in value.split(",") if c],
+        "types": [t for value in type for t in value.split(",") if t],
+        "since": norm_time(aware("since", since)),
+        "until": norm_time(aware("until", until)),
+        "limit": limit,
+        "cursor": cursor,
+    }
+
+    def query(tx: Tx) -> dict[str, Any]:
+        return reads.read_timeline(tx, customer_id, **filters)
+
+    if aware("as_of", as_of):
+        return await replayed(projections, customer_id, as_of, query)  # type: ignore[arg-type]
+    return await projected(
+        projections, reads.TIMELINE_VIEWS, min_position, settings.read_wait_s, query
+    )
+
+
+@router.get("/{customer_id}/open-items")
+async def get_open_items(
+    customer_id: str,
+    projections: ProjectionsDep,
+    settings: SettingsDep,
+    include_closed: bool = False,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
+) -> Response:
+    """What the company owes this customer, with due times and overdue flags."""
+    now = now_text(projections, aware("as_of", as_of))
+
+    def query(tx: Tx) -> dict[str, Any]:
+        return reads.read_open_items(tx, customer_id, now, include_closed)
+
+    if as_of:
+        return await replayed(projections, customer_id, as_of, query)
+    return await projected(
+        projections, reads.OPEN_ITEM_VIEWS, min_position, settings.read_wait_s, query
+    )
+
+
+@router.get("/{customer_id}/claims")
+async def get_claims(
+    customer_id: str,
+    projections: ProjectionsDep,
+    settings: SettingsDep,
+    min_position: MinPosition = None,
+    as_of: AsOf = None,
+) -> Response:
+    """Claims in force (and those that ended, with how), and promises with due dates."""
+    now = now_text(projections, aware("as_of", as_of))
+
+    def query(tx: Tx) -> dict[str, Any]:
+        return reads.read_claims(tx, customer_id, now)
+
+    if as_of:
+        return await replayed(projections, customer_id, as_of, query)
+    return await projected(
+        projections, reads.CLAIM_VIEWS, min_position, settings.read_wait_s, query
+    )

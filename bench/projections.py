@@ -1,0 +1,204 @@
+"""Projection benchmark: catch-up rate of every projection over a big log, against a plain
+page-wise read of the same log in the same run, and timeline read latency of a long customer.
+
+    .venv/bin/python -m bench.projections            # 1,000,000 events on PostgreSQL
+    .venv/bin/python -m bench.projections --quick    # 60,000 events
+
+The log is made of real hub events: a template of customers recorded through the hub's batch
+path (`record_batch`), copied row by row under new stream ids (same topics and stored JSON, so
+the projections decode them like any other), then one customer with 10,000 touchpoints
+recorded through the hub. The last line printed is one JSON object of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import uuid
+from typing import Any
+
+import orjson
+import psycopg
+
+from api.app import build_hub
+from hub.app import Hub
+from hub.envelope import Envelope, parse_envelope
+from hub.settings import Settings
+from projections import reads
+from projections.runner import Projections
+
+DEFAULT_URL = os.environ.get(
+    "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hub_bench"
+)
+
+
+def envelope(i: int, customer: dict[str, str], day: int) -> Envelope:
+    kinds: list[tuple[str, dict[str, Any]]] = [
+        ("email.received", {"subject": f"question {i}"}),
+        (
+            "order.placed",
+            {"order_id": f"O-{i}", "total": {"amount": "19.90", "currency": "EUR"}, "region": "DE"},
+        ),
+        ("call.outbound", {"summary": "called back", "duration_s": 120}),
+        ("service.opened", {"request_id": f"R-{i}", "kind": "repair", "priority": "normal"}),
+        ("sales.contacted", {"summary": "pitched", "product": "SKU-7"}),
+        ("note.added", {"text": f"note {i}"}),
+        ("promise.made", {"promise_id": f"P-{i}", "what": "send a loan device"}),
+        ("profile.updated", {"name": f"Customer {i}"}),
+    ]
+    kind, data = kinds[i % len(kinds)]
+    if kind == "sales.contacted":  # open complaints would hold sales back: keep it a note
+        kind, data = "note.added", {"text": "sales call"}
+    return parse_envelope(
+        {
+            "source": {
+                "channel": ["email", "web", "phone", "service", "sales"][i % 5],
+                "id": f"b-{i}",
+            },
+            "type": kind,
+            "occurred_at": f"2026-10-{1 + day % 28:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            "customer": customer,
+            "actor": {"kind": "agent", "id": f"agent-{i % 13}"},
+            "data": data,
+        }
+    )
+
+
+def record_template(hub: Hub, customers: int, per_customer: int) -> int:
+    items = [
+        envelope(c * per_customer + k, {"email": f"bench{c}@example.com"}, k)
+        for k in range(per_customer)
+        for c in range(customers)
+    ]
+    for start in range(0, len(items), 500):
+        hub.record_batch(items[start : start + 500])
+    return hub.recorder.max_notification_id() or 0
+
+
+def copy_template(settings: Settings, template: int, copies: int) -> None:
+    """Append `copies` copies of the first `template` events under new stream ids."""
+    schema = settings.database_schema or "public"
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{schema}"')
+        for start in range(1, copies + 1, 10):
+            stop = min(copies, start + 9)
+            conn.execute(
+                "INSERT INTO hub_events (originator_id, originator_version, topic, state) "
+                "SELECT md5(e.originator_id::text || '/' || g)::uuid, e.originator_version, "
+                "e.topic, e.state FROM generate_series(%s::int, %s::int) g "
+                "CROSS JOIN hub_events e WHERE e.notification_id <= %s "
+                "ORDER BY g, e.notification_id",
+                (start, stop, template),
+            )
+        conn.execute("ANALYZE hub_events")
+
+
+def record_long_customer(hub: Hub, events: int) -> str:
+    customer = {"email": "long.customer@example.com"}
+    items = [envelope(1_000_000_000 + i, customer, i) for i in range(events)]
+    first = hub.record(items[0])
+    for start in range(1, events, 500):
+        hub.record_batch(items[start : start + 500])
+    return first.customer_id
+
+
+def plain_read(hub: Hub, page: int) -> tuple[int, float]:
+    started, count, position = time.perf_counter(), 0, 0
+    while rows := hub.recorder.select_notifications(position + 1, page):
+        count += len(rows)
+        position = rows[-1].id
+    return count, time.perf_counter() - started
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a log of about 60,000 events")
+    parser.add_argument("--events", type=int, help="size of the log (default 1,000,000)")
+    parser.add_argument("--database-url", default=DEFAULT_URL)
+    parser.add_argument("--reads", type=int, default=2000, help="timeline reads to time")
+    args = parser.parse_args()
+    target = args.events or (60_000 if args.quick else 1_000_000)
+    long_events = 10_000
+    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
+    dbname = args.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(args.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    settings = Settings(database_url=args.database_url, database_schema=schema, pool_size=4)
+    hub = build_hub(settings)
+    try:
+        started = time.perf_counter()
+        template = record_template(hub, customers=1000, per_customer=9)
+        copies = max(0, (target - long_events - template) // template)
+        copy_template(settings, template, copies)
+        long_customer = record_long_customer(hub, long_events)
+        head = hub.recorder.max_notification_id() or 0
+        generated = time.perf_counter() - started
+        print(
+            f"log: {head:,} events ({template:,}-event template x {copies + 1}, "
+            f"+{long_events:,} for one customer) made in {generated:.0f} s"
+        )
+
+        read_count, read_s = plain_read(hub, 1000)
+        views = Projections(hub)
+        started = time.perf_counter()
+        applied = views.catch_up()
+        catch_up_s = time.perf_counter() - started
+        assert applied == read_count == head, (applied, read_count, head)
+
+        latencies = []
+        for _ in range(args.reads):
+            t0 = time.perf_counter()
+            page = views.read(lambda tx: reads.read_timeline(tx, long_customer, limit=50))
+            latencies.append((time.perf_counter() - t0) * 1000)
+        assert len(page["entries"]) == 50
+        deep = views.read(lambda tx: reads.read_timeline(tx, long_customer, limit=50))
+        cursor_ms = []
+        for _ in range(min(200, args.reads)):
+            t0 = time.perf_counter()
+            views.read(
+                lambda tx, c=deep["next_cursor"]: reads.read_timeline(
+                    tx, long_customer, limit=50, cursor=c, types=["note.added"]
+                )
+            )
+            cursor_ms.append((time.perf_counter() - t0) * 1000)
+
+        figures = {
+            "bench": "projections",
+            "store": "postgresql",
+            "events": head,
+            "plain_read_events_per_s": round(read_count / read_s),
+            "catch_up_events_per_s": round(applied / catch_up_s),
+            "catch_up_ratio_to_plain_read": round(
+                (applied / catch_up_s) / (read_count / read_s), 3
+            ),
+            "catch_up_s": round(catch_up_s, 1),
+            "projections": len(views.views),
+            "timeline_customer_events": long_events,
+            "timeline_p50_ms": round(statistics.median(latencies), 2),
+            "timeline_p99_ms": round(percentile(latencies, 0.99), 2),
+            "timeline_filtered_page2_p99_ms": round(percentile(cursor_ms, 0.99), 2),
+        }
+        print(f"{'figure':<34} {'value':>14}")
+        for name, value in figures.items():
+            if isinstance(value, int | float):
+                print(f"{name:<34} {value:>14,}")
+        print(orjson.dumps(figures).decode())
+    finally:
+        hub.close()
+        with psycopg.connect(args.database_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+if __name__ == "__main__":
+    main()

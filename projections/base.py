@@ -1,0 +1,192 @@
+"""What every projection shares: decoded events, the view contract, merges and times.
+
+Events are decoded straight from the stored JSON (faster than building domain objects), with
+personal fields opened by the hub's shredder; the keys of a whole page are fetched at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import orjson
+
+from hub.codec import CHAIN
+from hub.customer import EVENT_CLASSES
+from hub.shred import PERSONAL, Shredder
+from projections.store import Table, Tx
+
+TOUCHPOINT_TOPICS = {f"hub.customer:{cls.__name__}": cls.TYPE for cls in EVENT_CLASSES.values()}
+OTHER_TOPICS = {
+    "hub.customer:Customer.Registered": "registered",
+    "hub.customer:Customer.Absorbed": "absorbed",
+    "hub.customer:Customer.MergedInto": "merged_into",
+    "hub.customer:Customer.Released": "released",
+    "hub.customer:Customer.Unmerged": "unmerged",
+    "hub.customer:Customer.Erased": "erased",
+    "hub.customer:RejectedAttempt.Recorded": "rejected",
+    "hub.customer:MergeSuggestion.Suggested": "suggested",
+}
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@lru_cache(maxsize=100_000)
+def _norm_text(value: str) -> str:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def norm_time(value: str | datetime | None) -> str | None:
+    """A time as fixed-width UTC text, so text order is time order in both stores."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _norm_text(value)
+    moment = value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Event:
+    """One notification, decoded: `kind` is `touchpoint` or the event's name."""
+
+    position: int
+    stream: str
+    version: int
+    kind: str
+    type: str | None
+    recorded_at: str
+    doc: dict[str, Any]
+    occurred_at: str = ""  # touchpoints: when it happened in the channel, normalised
+
+
+def decode(notifications: Sequence[Any], shredder: Shredder | None) -> list[Event]:
+    """The page's hub events in log order (other topics, e.g. snapshots, are left out)."""
+    events: list[Event] = []
+    owners: set[str] = set()
+    for notification in notifications:
+        topic = notification.topic
+        kind = "touchpoint" if topic in TOUCHPOINT_TOPICS else OTHER_TOPICS.get(topic)
+        if kind is None:
+            continue
+        doc = orjson.loads(notification.state)
+        doc.pop(CHAIN, None)
+        sealed = doc.get(PERSONAL)
+        if sealed:
+            owners.update(sealed)
+        recorded_at = norm_time(doc.pop("timestamp")) or ""
+        occurred_at = doc.get("occurred_at")
+        events.append(
+            Event(
+                position=notification.id,
+                stream=str(notification.originator_id),
+                version=notification.originator_version,
+                kind=kind,
+                type=TOUCHPOINT_TOPICS.get(topic),
+                recorded_at=recorded_at,
+                doc=doc,
+                occurred_at=norm_time(occurred_at) or recorded_at if occurred_at else recorded_at,
+            )
+        )
+    if shredder is not None and owners:
+        shredder.keys(owners, create=False)  # one look-up for the page; `open` hits the cache
+        for event in events:
+            if PERSONAL in event.doc:
+                event.doc = shredder.open(event.doc)
+    else:
+        for event in events:
+            event.doc.pop(PERSONAL, None)
+    return events
+
+
+class View:
+    """A projection: its tables and how a page of events changes them.
+
+    `apply` gets only events after the view's tracked position, inside the transaction that
+    records the new position. Views must be deterministic: a rebuild gives the same rows.
+    """
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[Table, ...]]
+
+    def apply(self, tx: Tx, events: Sequence[Event]) -> None:
+        raise NotImplementedError
+
+    def clear(self, tx: Tx) -> None:
+        for table in self.tables:
+            tx.execute(f"DELETE FROM {{s}}{table.name}")
+
+
+def members_table(view: str) -> Table:
+    """A view's own record of merges (stream → the customer it was merged into)."""
+    return Table(
+        f"view_{view}_members",
+        (("stream", "text"), ("merged_into", "text")),
+        key=("stream",),
+        indexes=(("merged_into",),),
+    )
+
+
+class Members:
+    """Who was merged into whom, as one view saw it (each view keeps its own copy, so any
+    view can be rebuilt alone)."""
+
+    def __init__(self, table: Table):
+        self.table = table
+
+    def apply(self, tx: Tx, event: Event) -> bool:
+        """Record a merge or unmerge; True when the event was one."""
+        if event.kind == "merged_into":
+            tx.upsert(self.table, [(event.stream, event.doc["survivor_id"])])
+            return True
+        if event.kind == "unmerged":
+            tx.execute(f"DELETE FROM {{s}}{self.table.name} WHERE stream = ?", [event.stream])
+            return True
+        return False
+
+    def merged_into(self, tx: Tx, stream: str) -> str | None:
+        rows = tx.execute(
+            f"SELECT merged_into FROM {{s}}{self.table.name} WHERE stream = ?", [stream]
+        )
+        return rows[0]["merged_into"] if rows else None
+
+    def groups(self, tx: Tx, streams: Iterable[str]) -> dict[str, list[str]]:
+        """Each stream's group: itself and every stream merged into it, at any depth."""
+        groups = {stream: [stream] for stream in streams}
+        frontier = {stream: stream for stream in groups}  # member → the group it belongs to
+        while frontier:
+            rows = tx.chunked(
+                f"SELECT stream, merged_into FROM {{s}}{self.table.name} "
+                "WHERE merged_into IN ({in})",
+                list(frontier),
+            )
+            found = {}
+            for row in rows:
+                owner = frontier[row["merged_into"]]
+                if row["stream"] not in groups[owner]:
+                    groups[owner].append(row["stream"])
+                    found[row["stream"]] = owner
+            frontier = found
+        return groups
+
+    def group(self, tx: Tx, stream: str) -> list[str]:
+        return self.groups(tx, [stream])[stream]
+
+
+def marks(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def dumps(doc: Any) -> str:
+    return orjson.dumps(doc).decode()

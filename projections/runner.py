@@ -1,0 +1,252 @@
+"""The projection runner: reads the notification log a page at a time and applies each page to
+every view in one transaction together with each view's tracking record (exactly once).
+
+`catch_up` works through the log; `start` follows it in a thread, woken by the hub's commits in
+this process and polling for other processes' (SQLite cannot be subscribed to). Several
+runners may share a store: an advisory lock on PostgreSQL (SQLite's single writer elsewhere)
+and the positions re-read inside each transaction keep every event applied once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from hub.app import Hub
+from hub.errors import HubError
+from hub.settings import Settings
+from projections.analytics import Analytics
+from projections.base import Event, View, decode, norm_time
+from projections.claims import Claims
+from projections.conflicts import Conflicts
+from projections.open_items import OpenItems
+from projections.profile import Profile
+from projections.sla import SlaPolicy
+from projections.store import PROJECTION_LOCK, PostgresViewRecorder, Tx, scratch, view_recorder
+from projections.timeline import Timeline
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ProjectionsBehind(HubError):
+    """The projections did not reach the asked position in time; the caller may retry."""
+
+    status = 503
+    kind = "projections-behind"
+    title = "Projections have not caught up yet"
+
+    def __init__(self, wanted: int, reached: int):
+        super().__init__(f"asked for position {wanted}; the projections are at {reached}")
+        self.wanted, self.reached = wanted, reached
+
+    def problem(self) -> dict[str, Any]:
+        return {**super().problem(), "min_position": self.wanted, "position": self.reached}
+
+
+def build_projections(hub: Hub, settings: Settings) -> Projections:
+    """The projections of a hub, configured by the settings (not started)."""
+    return Projections(
+        hub,
+        policy=SlaPolicy(settings.sla),
+        page_size=settings.projection_page_size,
+        poll_interval=settings.projection_poll_s,
+    )
+
+
+def build_views(policy: SlaPolicy | None = None) -> list[View]:
+    return [Timeline(), Profile(), OpenItems(policy), Claims(), Conflicts(), Analytics()]
+
+
+class Projections:
+    """The read models of one hub: catch up, follow, rebuild, status, wait and read."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        *,
+        policy: SlaPolicy | None = None,
+        page_size: int = 1000,
+        poll_interval: float = 0.2,
+    ):
+        self.hub = hub
+        self.views = build_views(policy)
+        self.by_name = {view.name: view for view in self.views}
+        self.tables = [table for view in self.views for table in view.tables]
+        prefix = getattr(hub.recorder, "events_table_name", "hub_events").removesuffix("_events")
+        self.recorder = view_recorder(hub.recorder.datastore, self.tables, prefix)  # type: ignore[attr-defined]
+        self.recorder.create_table()
+        self.postgres = isinstance(self.recorder, PostgresViewRecorder)
+        self.page_size = page_size
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+        hub.on_commit(lambda _position: self._wake.set())
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.by_name)
+
+    # -- positions ------------------------------------------------------------------------
+
+    def _positions(self, tx: Tx) -> dict[str, int]:
+        rows = tx.execute(
+            f"SELECT application_name, notification_id FROM {self.recorder.tracking_table} "
+            f"WHERE application_name IN ({','.join('?' * len(self.views))})",
+            self.names,
+        )
+        found = {row["application_name"]: row["notification_id"] for row in rows}
+        return {name: int(found.get(name) or 0) for name in self.names}
+
+    def positions(self) -> dict[str, int]:
+        """Each view's tracked position: the last notification it has applied."""
+        with self.recorder.tx(commit=False) as tx:
+            return self._positions(tx)
+
+    def position(self, names: Iterable[str]) -> int:
+        positions = self.positions()
+        return min(positions[name] for name in names)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Position and lag (events behind the log's head) of each view."""
+        head = self.hub.recorder.max_notification_id() or 0
+        return [
+            {"name": name, "position": at, "head": head, "lag": max(0, head - at)}
+            for name, at in self.positions().items()
+        ]
+
+    # -- applying -------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Apply the next page of the log to every view that has not seen it; the page size."""
+        start = min(self.positions().values())
+        page = self.hub.recorder.select_notifications(start + 1, self.page_size)
+        if not page:
+            return 0
+        events = decode(page, self.hub.shredder)
+        last = page[-1].id
+        with self.recorder.tx(commit=True) as tx:
+            if self.postgres:
+                tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
+            current = self._positions(tx)
+            for view in self.views:
+                at = current[view.name]
+                if at >= last or at < start:
+                    continue  # another runner got here first, or the view was just rebuilt
+                view.apply(tx, [e for e in events if e.position > at])
+                self.recorder.record_tracking(tx, view.name, last)
+        with self._progress:
+            self._progress.notify_all()
+        return len(page)
+
+    def catch_up(self) -> int:
+        """Apply every page up to the log's head; the number of notifications read."""
+        total = 0
+        while count := self.step():
+            total += count
+        return total
+
+    def rebuild(self, names: Sequence[str] | None = None) -> int:
+        """Empty the named views (all by default) and their tracking, then catch up."""
+        chosen = [self.by_name[name] for name in (names or self.names)]
+        with self.recorder.tx(commit=True) as tx:
+            if self.postgres:
+                tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
+            for view in chosen:
+                view.clear(tx)
+                tx.execute(
+                    f"DELETE FROM {self.recorder.tracking_table} WHERE application_name = ?",
+                    [view.name],
+                )
+        return self.catch_up()
+
+    # -- following ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the log in a background thread until `stop`."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._follow, name="projections", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    @property
+    def following(self) -> bool:
+        return self._thread is not None
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                count = self.step()
+            except Exception:  # a store hiccup must not end the follower: log, wait, retry
+                log.exception("projections: applying a page failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if count < self.page_size:
+                self._wake.wait(self.poll_interval)
+
+    def wait_for(self, names: Iterable[str], position: int | None, timeout: float) -> int:
+        """Block until the named views reached `position`; their (lowest) position.
+
+        Raises ProjectionsBehind after `timeout` seconds."""
+        names = list(names)
+        deadline = time.monotonic() + timeout
+        pause = 0.005
+        while True:
+            reached = self.position(names)
+            if position is None or reached >= position:
+                return reached
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProjectionsBehind(position, reached)
+            if self.following:
+                with self._progress:
+                    self._progress.wait(min(left, 0.1))
+            else:
+                time.sleep(min(left, pause))
+                pause = min(pause * 2, 0.1)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(self, query: Callable[[Tx], T]) -> T:
+        with self.recorder.tx(commit=False) as tx:
+            return query(tx)
+
+    def as_of(self, customer_id: str, moment: datetime, query: Callable[[Tx], T]) -> T:
+        """Run a query on views replayed from the customer's streams as recorded by `moment`."""
+        at = norm_time(moment) or ""
+        events: dict[int, Event] = {}
+        todo, seen = [customer_id], set()
+        while todo:
+            stream = todo.pop()
+            if stream in seen:
+                continue
+            seen.add(stream)
+            try:
+                notifications = self.hub.store.stream(UUID(stream))
+            except ValueError:
+                notifications = []
+            for event in decode(notifications, self.hub.shredder):
+                if event.recorded_at <= at:
+                    events[event.position] = event
+                    if event.kind == "absorbed":
+                        todo.append(event.doc["other_id"])
+        ordered = [events[p] for p in sorted(events)]
+        with scratch(self.tables) as tx:
+            for view in self.views:
+                view.apply(tx, ordered)
+            return query(tx)
