@@ -17,6 +17,7 @@ COMMAND_MODULES: list[str] = [
     "adapters.demo",
     "adapters.file_import",
     "adapters.nats_cli",
+    "api.health_cli",
 ]
 
 
