@@ -1,0 +1,190 @@
+"""Scale check: one `hub ingest nats` process against two, on one PostgreSQL server, with the
+same messages in the same run: throughput of each and the ratio.
+
+    .venv/bin/python -m bench.scale [--quick] [-n 20000] [--batch 500] [--processes 1,2]
+
+Each phase gets a fresh database (tables created before the workers start) and its own
+stream; the workers start and share one durable consumer, then every message is published
+pipelined (`Nats-Msg-Id` = source key) and the clock stops when the consumer has nothing
+pending or unacknowledged. The workload is `bench/ingest.py`'s mix (orders, mails, calls,
+quotes, consent, marketing; contradictions and re-sends), customers interleaved over windows
+of 1,000 messages, so two workers often hold batches touching the same customers and one of
+them decides again (the `retried` column). After each phase the store is counted: every
+message must be decided once and every acceptance stored once. With several workers a
+customer's messages can be decided out of publish order, so rules that depend on order
+(a claim before the fact that backs it) may refuse a few more: `extra_rejected`.
+
+Prints one table; the last line is one JSON object of every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import nats
+import psycopg
+
+from bench.nats_ingest import NATS_URL, Database, messages, publish
+from hub.app import Hub
+from hub.settings import Settings
+
+STATS = "hub: ingest stopped:"
+
+
+def stored_counts(database_url: str) -> tuple[int, int]:
+    """(events in the log, source keys recorded: rows pointing at an event) of a database."""
+    with psycopg.connect(database_url) as conn:
+        events = conn.execute("SELECT count(*) FROM hub_events").fetchone()
+        keys = conn.execute("SELECT count(*) FROM hub_keys WHERE version IS NOT NULL").fetchone()
+    return int(events[0] if events else 0), int(keys[0] if keys else 0)
+
+
+async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) -> dict[str, Any]:
+    """`processes` workers on a fresh database and stream; the figures of the phase."""
+    database = Database()
+    Hub(Settings(database_url=database.url, pool_size=1).eventsourcing_env()).close()
+    tag = uuid.uuid4().hex[:10]
+    names = {
+        "HUB_NATS_URL": NATS_URL,
+        "HUB_NATS_STREAM": f"BENCH_SCALE_{tag}",
+        "HUB_NATS_SUBJECT_PREFIX": f"scale{tag}.touchpoints",
+        "HUB_NATS_REJECTED_PREFIX": f"scale{tag}.touchpoints.rejected",
+        "HUB_NATS_DURABLE": f"hub-{tag}",
+        "HUB_NATS_BATCH_SIZE": str(batch),
+        "HUB_DATABASE_URL": database.url,
+        "HUB_POOL_SIZE": "4",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "ingest", "nats"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    nc = await nats.connect(NATS_URL)
+    js = nc.jetstream()
+    stats: list[dict[str, int]] = []
+    try:
+        for worker in workers:
+            assert worker.stderr is not None
+            while "hub: ingesting" not in worker.stderr.readline():
+                assert worker.poll() is None, "hub ingest nats exited"
+        started = time.perf_counter()
+        published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
+        while True:
+            info = await js.consumer_info(names["HUB_NATS_STREAM"], names["HUB_NATS_DURABLE"])
+            if not info.num_pending and not info.num_ack_pending:
+                break
+            await asyncio.sleep(0.01)
+        took = time.perf_counter() - started
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            _, err = worker.communicate(timeout=60)
+            lines = [line for line in err.splitlines() if STATS in line]
+            if lines:
+                stats.append(json.loads(lines[-1].split(STATS, 1)[1]))
+        await js.delete_stream(names["HUB_NATS_STREAM"])
+        await nc.close()
+    try:
+        events, keys = stored_counts(database.url)
+    finally:
+        database.close()
+    total = {k: sum(s[k] for s in stats) for k in ("recorded", "duplicates", "rejected")}
+    return {
+        "processes": processes,
+        "messages": published,
+        "seconds": took,
+        "per_s": published / took,
+        **total,
+        "retried": sum(s["retried"] for s in stats),
+        "batches_per_worker": [s["batches"] for s in stats],
+        "stored_events": events,
+        "stored_touchpoints": keys,
+    }
+
+
+async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
+    msgs = messages(uuid.uuid4().hex[:6], n)
+    phases = [await phase(msgs, batch, k) for k in counts]
+    base = phases[0]
+    return {
+        "bench": "scale",
+        "n": n,
+        "batch": batch,
+        "store": "postgres",
+        "cores": os.cpu_count(),
+        "phases": phases,
+        "ratios": {
+            f"{p['processes']}_vs_{base['processes']}": p["per_s"] / base["per_s"]
+            for p in phases[1:]
+        },
+        # Nothing lost, nothing twice: every message decided once, every acceptance stored once.
+        "all_decided_once": all(
+            p["recorded"] + p["rejected"] + p["duplicates"] == p["messages"]
+            and p["stored_touchpoints"] == p["recorded"]
+            for p in phases
+        ),
+        # Workers share a consumer, so a customer's messages can be decided out of publish
+        # order; order-dependent rules (claim-vs-fact) then refuse more (dead-lettered).
+        "extra_rejected": {
+            f"{p['processes']}_vs_{base['processes']}": p["rejected"] - base["rejected"]
+            for p in phases[1:]
+        },
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"Scale check: {result['n']} NATS messages, batch {result['batch']}, one PostgreSQL")
+    print(
+        f"{'workers':>8}{'seconds':>9}{'msgs/s':>9}{'ratio':>7}{'recorded':>10}"
+        f"{'rejected':>10}{'retried':>9}{'stored':>8}"
+    )
+    base = result["phases"][0]["per_s"]
+    for p in result["phases"]:
+        print(
+            f"{p['processes']:>8}{p['seconds']:>9.2f}{p['per_s']:>9,.0f}{p['per_s'] / base:>7.2f}"
+            f"{p['recorded']:>10}{p['rejected']:>10}{p['retried']:>9}"
+            f"{p['stored_touchpoints']:>8}"
+        )
+    verdict = "once" if result["all_decided_once"] else "NOT once (a message lost or doubled)"
+    print(f"every message decided and every acceptance stored {verdict}")
+    for name, extra in result["extra_rejected"].items():
+        print(
+            f"{name}: {extra:+} rejected (decided out of publish order: workers share a consumer)"
+        )
+    print(f"{result['cores']} cores, shared with everything else on the machine")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3,000 messages")
+    parser.add_argument("-n", type=int, help="messages per phase (default 20,000)")
+    parser.add_argument("--batch", type=int, default=500, help="fetch and commit batch")
+    parser.add_argument(
+        "--processes", default="1,2", help="worker counts, one phase each (default 1,2)"
+    )
+    args = parser.parse_args(argv)
+    n = args.n or (3_000 if args.quick else 20_000)
+    counts = [int(k) for k in args.processes.split(",")]
+    result = asyncio.run(run(n, args.batch, counts))
+    print_table(result)
+    rounded = json.loads(json.dumps(result), parse_float=lambda x: round(float(x), 3))
+    print(json.dumps(rounded))
+
+
+if __name__ == "__main__":
+    main()
