@@ -1,7 +1,7 @@
 """Scale check: one `hub ingest nats` process against two, on one PostgreSQL server, with the
 same messages in the same run: throughput of each and the ratio.
 
-    .venv/bin/python -m bench.scale [--quick] [-n 20000] [--batch 500] [--processes 1,2]
+    .venv/bin/python -m bench.scale [--quick] [-n 10000] [--batch 500] [--processes 1,2,2,1]
 
 Each phase gets a fresh database (tables created before the workers start) and its own
 stream; the workers start and share one durable consumer, then every message is published
@@ -24,6 +24,7 @@ import asyncio
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +39,24 @@ from hub.app import Hub
 from hub.settings import Settings
 
 STATS = "hub: ingest stopped:"
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of the whole machine so far (Linux /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def process_cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes have used so far (Linux /proc/PID/stat)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def stored_counts(database_url: str) -> tuple[int, int]:
@@ -81,6 +100,9 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
             assert worker.stderr is not None
             while "hub: ingesting" not in worker.stderr.readline():
                 assert worker.poll() is None, "hub ingest nats exited"
+        load = os.getloadavg()[0]
+        busy0, total0 = cpu_ticks()
+        cpu0 = process_cpu_s([w.pid for w in workers])
         started = time.perf_counter()
         published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
         while True:
@@ -89,6 +111,8 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
                 break
             await asyncio.sleep(0.01)
         took = time.perf_counter() - started
+        busy1, total1 = cpu_ticks()
+        workers_cpu_s = process_cpu_s([w.pid for w in workers]) - cpu0
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -114,6 +138,11 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
         "batches_per_worker": [s["batches"] for s in stats],
         "stored_events": events,
         "stored_touchpoints": keys,
+        # How busy the machine (every process on it) was while the phase ran: near 1 means
+        # there was no idle core left for another worker to use.
+        "load_avg_1m": load,
+        "machine_busy": (busy1 - busy0) / max(1, total1 - total0),
+        "workers_cpu_ms_per_msg": 1000 * workers_cpu_s / max(1, published),
     }
 
 
@@ -121,6 +150,17 @@ async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
     msgs = messages(uuid.uuid4().hex[:6], n)
     phases = [await phase(msgs, batch, k) for k in counts]
     base = phases[0]
+    for p in phases:
+        p["ratio"] = p["per_s"] / base["per_s"]
+    # Repeated counts (1,2,2,1 cancels a drift of the machine's load): the median of each.
+    by_count = {
+        k: statistics.median(p["per_s"] for p in phases if p["processes"] == k)
+        for k in dict.fromkeys(counts)
+    }
+    rejected = {
+        k: statistics.median(p["rejected"] for p in phases if p["processes"] == k) for k in by_count
+    }
+    first = counts[0]
     return {
         "bench": "scale",
         "n": n,
@@ -128,9 +168,9 @@ async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
         "store": "postgres",
         "cores": os.cpu_count(),
         "phases": phases,
+        "per_s": {f"{k}_workers": v for k, v in by_count.items()},
         "ratios": {
-            f"{p['processes']}_vs_{base['processes']}": p["per_s"] / base["per_s"]
-            for p in phases[1:]
+            f"{k}_vs_{first}": v / by_count[first] for k, v in by_count.items() if k != first
         },
         # Nothing lost, nothing twice: every message decided once, every acceptance stored once.
         "all_decided_once": all(
@@ -141,8 +181,7 @@ async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
         # Workers share a consumer, so a customer's messages can be decided out of publish
         # order; order-dependent rules (claim-vs-fact) then refuse more (dead-lettered).
         "extra_rejected": {
-            f"{p['processes']}_vs_{base['processes']}": p["rejected"] - base["rejected"]
-            for p in phases[1:]
+            f"{k}_vs_{first}": v - rejected[first] for k, v in rejected.items() if k != first
         },
     }
 
@@ -151,35 +190,40 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"Scale check: {result['n']} NATS messages, batch {result['batch']}, one PostgreSQL")
     print(
         f"{'workers':>8}{'seconds':>9}{'msgs/s':>9}{'ratio':>7}{'recorded':>10}"
-        f"{'rejected':>10}{'retried':>9}{'stored':>8}"
+        f"{'rejected':>10}{'retried':>9}{'stored':>8}{'busy':>6}{'cpu ms/msg':>11}"
     )
-    base = result["phases"][0]["per_s"]
     for p in result["phases"]:
         print(
-            f"{p['processes']:>8}{p['seconds']:>9.2f}{p['per_s']:>9,.0f}{p['per_s'] / base:>7.2f}"
+            f"{p['processes']:>8}{p['seconds']:>9.2f}{p['per_s']:>9,.0f}{p['ratio']:>7.2f}"
             f"{p['recorded']:>10}{p['rejected']:>10}{p['retried']:>9}"
-            f"{p['stored_touchpoints']:>8}"
+            f"{p['stored_touchpoints']:>8}{p['machine_busy']:>6.0%}"
+            f"{p['workers_cpu_ms_per_msg']:>11.2f}"
         )
     verdict = "once" if result["all_decided_once"] else "NOT once (a message lost or doubled)"
     print(f"every message decided and every acceptance stored {verdict}")
-    for name, extra in result["extra_rejected"].items():
+    for name, ratio in result["ratios"].items():
+        extra = result["extra_rejected"][name]
         print(
-            f"{name}: {extra:+} rejected (decided out of publish order: workers share a consumer)"
+            f"workers {name.replace('_', ' ')}: throughput x{ratio:.2f} (medians); {extra:+.0f} "
+            "rejected (decided out of publish order: the workers share one consumer)"
         )
-    print(f"{result['cores']} cores, shared with everything else on the machine")
+    load = ", ".join(f"{p['load_avg_1m']:.1f}" for p in result["phases"])
+    print(
+        f"{result['cores']} cores shared with everything else; load average at each phase: {load}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="3,000 messages")
-    parser.add_argument("-n", type=int, help="messages per phase (default 20,000)")
+    parser.add_argument("-n", type=int, help="messages per phase (default 10,000)")
     parser.add_argument("--batch", type=int, default=500, help="fetch and commit batch")
     parser.add_argument(
-        "--processes", default="1,2", help="worker counts, one phase each (default 1,2)"
+        "--processes", help="worker counts, one phase each (default 1,2,2,1; --quick 1,2)"
     )
     args = parser.parse_args(argv)
-    n = args.n or (3_000 if args.quick else 20_000)
-    counts = [int(k) for k in args.processes.split(",")]
+    n = args.n or (3_000 if args.quick else 10_000)
+    counts = [int(k) for k in (args.processes or ("1,2" if args.quick else "1,2,2,1")).split(",")]
     result = asyncio.run(run(n, args.batch, counts))
     print_table(result)
     rounded = json.loads(json.dumps(result), parse_float=lambda x: round(float(x), 3))
