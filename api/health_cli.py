@@ -29,7 +29,11 @@ SAMPLE_GAP_S = 0.3
 
 
 class Unhealthy(Exception):
-    """A check failed; the message says why."""
+    """A check failed; the message says why, `seen` what was found."""
+
+    def __init__(self, reason: str, **seen: Any):
+        super().__init__(reason)
+        self.seen = seen
 
 
 def _store_head(settings: Settings) -> tuple[Any, int]:
@@ -90,7 +94,7 @@ def check_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                     return seen
                 if sample < SAMPLES - 1:
                     await asyncio.sleep(SAMPLE_GAP_S)
-            raise Unhealthy(f"{seen['pending']} message(s) waiting and nobody is fetching")
+            raise Unhealthy(f"{seen['pending']} message(s) waiting and nobody is fetching", **seen)
         finally:
             await nc.close()
 
@@ -108,7 +112,9 @@ def check_project(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     lag = max((row["lag"] for row in rows), default=0)
     if args.max_lag is not None and lag > args.max_lag:
         behind = [row["name"] for row in rows if row["lag"] > args.max_lag]
-        raise Unhealthy(f"{', '.join(behind)} more than {args.max_lag} event(s) behind")
+        raise Unhealthy(
+            f"{', '.join(behind)} more than {args.max_lag} event(s) behind", head=head, lag=lag
+        )
     return {"head": head, "lag": lag}
 
 
@@ -142,7 +148,9 @@ def check_publish(args: argparse.Namespace, settings: Settings) -> dict[str, Any
     position = max(tracked, asyncio.run(in_stream()))
     lag = max(0, head - position)
     if args.max_lag is not None and lag > args.max_lag:
-        raise Unhealthy(f"publisher {lag} event(s) behind the log")
+        raise Unhealthy(
+            f"publisher {lag} event(s) behind the log", head=head, position=position, lag=lag
+        )
     return {"head": head, "position": position, "lag": lag}
 
 
@@ -159,7 +167,7 @@ def health(args: argparse.Namespace, settings: Settings) -> int:
     try:
         seen = CHECKS[args.role](args, settings)
     except Unhealthy as error:
-        report = {"role": args.role, "healthy": False, "reason": str(error)}
+        report = {"role": args.role, "healthy": False, "reason": str(error), **error.seen}
         code = 1
     except Exception as error:  # store or broker unreachable: unhealthy, said plainly
         report = {"role": args.role, "healthy": False, "reason": repr(error)}
