@@ -46,7 +46,7 @@ BENCHES = [
     # The log holds a 10,000-event customer and a 9,000-event template whatever --events says;
     # its catch-up (about 800 events/s before issue 8's read-path work) is most of this run.
     Bench("projections", quick=["--quick", "--events", "20000", "--reads", "300"]),
-    Bench("scale", quick=["--quick", "-n", "2000"]),
+    Bench("scale", quick=["--quick", "-n", "1000"]),  # two workers' start-up is most of it
     Bench("audit", quick=["--quick", "--events", "20000"]),
     Bench("pages", quick=["--quick"]),
     Bench("explain", quick=None),
