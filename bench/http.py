@@ -68,9 +68,7 @@ def fresh_store(store: str, folder: Path) -> str:
 def drop_store(url: str) -> None:
     if url.startswith("postgresql://"):
         name = url.rpartition("/")[2]
-        with psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True
-        ) as c:
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

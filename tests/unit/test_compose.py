@@ -149,7 +149,7 @@ def test_depends_on_waits_for_healthy_or_completed_services_that_exist() -> None
 def test_nats_runs_jetstream_on_a_volume_with_a_monitoring_port_for_its_healthcheck() -> None:
     nats = SERVICES["nats"]
     command = nats["command"]
-    assert "-js" in command
+    assert command[0] == "nats-server" and "-js" in command
     store = command[command.index("-sd") + 1]
     assert any(v.split(":")[1] == store for v in nats["volumes"])
     port = command[command.index("-m") + 1]
