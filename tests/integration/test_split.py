@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -78,7 +79,8 @@ class Split:
 
     def health(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(ROOT / ".venv/bin/hub"), "health", *args],
+            [sys.executable, "-m", "api.cli", "health", *args],
+            cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
@@ -97,7 +99,11 @@ def split(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     log = tmp_path_factory.mktemp("split") / "split.log"
     port = free_ports(2)
     unhealthy_before = subprocess.run(
-        [str(ROOT / ".venv/bin/hub"), "health", "ingest"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "api.cli", "health", "ingest"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -114,7 +120,7 @@ def split(pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     try:
         wait_until(
             lambda: "split: ready" in made.output() or proc.poll() is not None,
-            timeout=120,
+            timeout=180,  # five processes and their health checks on a busy machine
             what="the split to start",
         )
         assert proc.poll() is None, made.output()
