@@ -37,8 +37,8 @@ class Bench:
     optional: bool = False  # only with its own flag (--soak)
 
 
-# --quick sizes are chosen so the whole run stays under two minutes on this 2-core machine:
-# each module's own --quick is used where it is small enough, a smaller -n where it is not.
+# --quick sizes aim at two minutes for the whole run on this 2-core machine: each module's own
+# --quick where it is small enough, smaller sizes where it is not (README: what is too slow).
 BENCHES = [
     Bench("ingest", quick=["--quick", "--store", "postgres", "-n", "3000", "--naive", "200"]),
     Bench("nats_ingest", quick=["--quick", "-n", "2000"]),
@@ -56,6 +56,17 @@ BENCHES = [
 
 def available(name: str) -> bool:
     return importlib.util.find_spec(f"bench.{name}") is not None
+
+
+def all_benches() -> list[Bench]:
+    """The known benches, then any other bench module found beside them (run as they are)."""
+    known = {bench.name for bench in BENCHES}
+    found = sorted(
+        path.stem
+        for path in Path(__file__).parent.glob("*.py")
+        if not path.stem.startswith("_") and path.stem not in known
+    )
+    return BENCHES + [Bench(name) for name in found]
 
 
 def last_json(output: str) -> dict[str, Any] | None:
@@ -151,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated bench names (default: every one)")
     parser.add_argument("--soak", action="store_true", help="also run bench.soak")
     args = parser.parse_args(argv)
-    known = {bench.name: bench for bench in BENCHES}
+    benches = all_benches()
+    known = {bench.name: bench for bench in benches}
     if args.only:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = [name for name in wanted if name not in known]
@@ -159,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"no bench {', '.join(unknown)}; known: {', '.join(known)}")
         chosen = [known[name] for name in wanted]
     else:
-        chosen = [b for b in BENCHES if not b.optional or (b.name == "soak" and args.soak)]
+        chosen = [b for b in benches if not b.optional or (b.name == "soak" and args.soak)]
     started = time.monotonic()
     results: dict[str, dict[str, Any]] = {}
     for bench in chosen:
