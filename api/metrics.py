@@ -12,12 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.app import Accepted, Outcome
-from hub.errors import ConflictError, HubError
+from hub.errors import ConflictError, HubError, StoreUnavailable
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -114,6 +114,40 @@ class Metrics(TouchpointMetrics):
             self.registry.unregister(self._lag)
         self._lag = _Lag(status)
         self.registry.register(self._lag)
+
+
+class IngestMetrics(TouchpointMetrics):
+    """What `hub ingest nats` serves on its metrics port: its touchpoints and consumer lag."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(CollectorRegistry())
+        self.prefix = prefix
+        self.consumer = Gauge(
+            "hub_nats_consumer",
+            "the durable consumer's messages not yet delivered (pending), delivered but not "
+            "acked (ack_pending) and redelivered, from JetStream's consumer info",
+            ["state"],
+            registry=self.registry,
+        )
+        self.retried = Counter(
+            "hub_nats_retried",
+            "messages nak'd for a later retry because the store was unavailable",
+            registry=self.registry,
+        )
+
+    def batch(self, subjects: list[str], outcomes: Sequence[Outcome], seconds: float) -> None:
+        """Count one recorded batch of messages (`NatsIngest.on_batch`)."""
+        self.append_seconds.labels("nats").observe(seconds)
+        for subject, outcome in zip(subjects, outcomes, strict=False):
+            if isinstance(outcome, StoreUnavailable):
+                self.retried.inc()
+            else:
+                self.count_one(outcome, subject[len(self.prefix) + 1 :])
+
+    def consumer_info(self, info: Any) -> None:
+        self.consumer.labels("pending").set(info.num_pending or 0)
+        self.consumer.labels("ack_pending").set(info.num_ack_pending or 0)
+        self.consumer.labels("redelivered").set(info.num_redelivered or 0)
 
 
 def get_metrics(request: Request) -> Metrics:
