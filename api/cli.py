@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import ipaddress
+import signal
 import sys
 
 from hub.settings import Settings
@@ -72,6 +73,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         else f"SQLite ({settings.eventsourcing_env()['SQLITE_DBNAME']})"
     )
     print(f"hub: serving on http://{args.host}:{args.port} with {store}", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it under the handler it found:
+    # this one makes that a clean exit 0 (a supervisor then sees a stop, not a crash).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=args.host,
