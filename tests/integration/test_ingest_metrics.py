@@ -53,8 +53,9 @@ async def create_stream(settings: Settings) -> None:
 
 
 def test_consumer_lag_and_touchpoints_are_exposed_and_move(
-    store_env: dict[str, str], settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path
 ) -> None:
+    store_env = Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}").eventsourcing_env()
     raws = [raw_touchpoint(source={"channel": "phone", "id": f"m-{i}"}) for i in range(300)]
     asyncio.run(create_stream(settings))
     asyncio.run(publish_envelopes(settings, raws))
