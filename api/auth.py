@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import problem_response, problem_type
@@ -138,12 +139,21 @@ def require_channel(principal: Principal, channels: Iterable[str | None]) -> Non
         )
 
 
+def _is_page_view(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return request.method == "GET" and "text/html" in accept and request.url.path != "/login"
+
+
 def install(app: FastAPI) -> None:
     """Answer denials as problem documents and count them."""
 
     @app.exception_handler(AccessDenied)
     async def denied(request: Request, error: AccessDenied) -> Response:
         request.app.state.metrics.denied(error.reason)
+        if error.status == 401 and _is_page_view(request):
+            # A browser opening a page without a (valid) key goes to the sign-in form.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         headers = {"WWW-Authenticate": 'Bearer realm="hub"'} if error.status == 401 else None
         return problem_response(
             {

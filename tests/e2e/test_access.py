@@ -295,3 +295,13 @@ def test_login_with_a_wrong_key_shows_the_form_again_with_401(access: Access) ->
 def test_store_without_keys_admits_every_caller(client: TestClient) -> None:
     assert client.get("/v1/projections").status_code == 200
     assert client.post("/v1/touchpoints", json=phone_touchpoint()).status_code == 201
+
+
+def test_browser_opening_a_page_without_a_key_is_sent_to_the_login_form(access: Access) -> None:
+    response = access.client.get(
+        "/v1/open-items?kind=repair",
+        headers={"accept": "text/html,application/xhtml+xml"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fv1%2Fopen-items%3Fkind%3Drepair"

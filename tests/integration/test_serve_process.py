@@ -50,7 +50,14 @@ def sqlite_env(tmp_path: Path) -> dict[str, str]:
     return Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}").eventsourcing_env()
 
 
-def test_serve_refuses_a_public_host_without_keys(sqlite_env: dict[str, str]) -> None:
+@pytest.mark.parametrize("keys", ["none", "all revoked"])
+def test_serve_refuses_a_public_host_without_keys(sqlite_env: dict[str, str], keys: str) -> None:
+    if keys == "all revoked":
+        hub = Hub(dict(sqlite_env))
+        try:
+            hub.keys.revoke(hub.keys.create("admin")[0].id)
+        finally:
+            hub.close()
     done = subprocess.run(
         [sys.executable, "-m", "api.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
         cwd=ROOT,

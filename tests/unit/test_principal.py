@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.auth import OPEN, AccessDenied, Principal, require_channel
+from api.cli import is_loopback
 
 
 @pytest.mark.parametrize(
@@ -34,3 +35,20 @@ def test_channel_key_may_submit_only_its_own_channel() -> None:
     with pytest.raises(AccessDenied) as denied:
         require_channel(Principal("k", "channel:web"), ["web", "phone"])
     assert (denied.value.status, denied.value.reason) == (403, "wrong-channel")
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("hub.example.com", False),
+    ],
+)
+def test_only_loopback_hosts_may_serve_without_keys(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
