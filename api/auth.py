@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.problems import problem_response, problem_type
@@ -31,6 +32,11 @@ from hub.keys import Keys
 COOKIE = "hub_key"
 # The channel each webhook adapter records for: its key is the only channel key admitted.
 ADAPTER_CHANNELS = {"shop": "web", "email": "email", "telephony": "phone", "servicedesk": "service"}
+
+
+BEARER = HTTPBearer(auto_error=False, description="an API key: `hub keys create --role ...`")
+HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+BROWSER = APIKeyCookie(name=COOKIE, auto_error=False, description="set by the /login form")
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,13 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 def Requires(*roles: str) -> Any:  # noqa: N802 - used like a class in route declarations
     """A dependency admitting callers with one of `roles` (and admins)."""
 
-    async def check(request: Request) -> Principal:
+    async def check(
+        request: Request,
+        _bearer: Annotated[Any, Depends(BEARER)],
+        _header: Annotated[Any, Depends(HEADER)],
+        _cookie: Annotated[Any, Depends(BROWSER)],
+    ) -> Principal:
+        # The three schemes only describe the key in the OpenAPI document (/docs "Authorize").
         principal = await authenticate(request, presented_key(request))
         if not principal.admitted(roles):
             kind = "channel" if principal.channel and any(":" in r for r in roles) else "role"
