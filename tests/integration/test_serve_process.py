@@ -127,6 +127,29 @@ def test_sigterm_answers_in_flight_posts_and_loses_none_of_them(
         hub.close()
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """A whole HTTP/1.1 response with a Content-Length (headers and body may come apart)."""
+    data = b""
+    sock.settimeout(5)
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _closed(sock: socket.socket, within: float) -> bool:
     readable, _, _ = select.select([sock], [], [], within)
     if not readable:
@@ -140,7 +163,7 @@ def _closed(sock: socket.socket, within: float) -> bool:
 def test_slow_clients_time_out_and_hold_no_writer(
     sqlite_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server, url = start_serve(sqlite_env, tmp_path, HUB_REQUEST_TIMEOUT_S="2")
+    server, url = start_serve(sqlite_env, tmp_path, HUB_REQUEST_TIMEOUT_S="3")
     host, port = "127.0.0.1", int(url.rsplit(":", 1)[1])
     try:
         dribbling_headers = socket.create_connection((host, port))
@@ -155,7 +178,7 @@ def test_slow_clients_time_out_and_hold_no_writer(
         # Meanwhile a well-behaved client is served at once.
         quick = httpx.post(f"{url}/v1/touchpoints", json=raw_touchpoint(), timeout=5)
         assert quick.status_code == 201
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 2
 
         answer = b""
         header_closed_at = None
@@ -173,17 +196,17 @@ def test_slow_clients_time_out_and_hold_no_writer(
                 break
             readable, _, _ = select.select([dribbling_body], [], [], 0.25)
             if readable:
-                answer = dribbling_body.recv(65536)
+                answer = read_response(dribbling_body)
                 break
-            assert time.monotonic() - started < 8, "the slow body was never cut off"
+            assert time.monotonic() - started < 10, "the slow body was never cut off"
         waited = time.monotonic() - started
         assert answer.startswith(b"HTTP/1.1 503"), answer
         assert b"application/problem+json" in answer and b"request-timeout" in answer
-        assert 1.5 < waited < 4
+        assert 2.5 < waited < 7
         if header_closed_at is None:
-            assert _closed(dribbling_headers, 4), "headers dribbled forever"
+            assert _closed(dribbling_headers, 5), "headers dribbled forever"
             header_closed_at = time.monotonic()
-        assert header_closed_at - started < 5
+        assert header_closed_at - started < 8
     finally:
         assert server.terminate() == 0
     hub = Hub(dict(sqlite_env))
