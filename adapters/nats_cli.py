@@ -37,6 +37,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         stop = asyncio.Event()
         consumer = NatsIngest(hub, settings)
         await consumer.start()
+        watching = _serve_metrics(consumer, settings) if settings.ingest_metrics_port else None
         print(
             f"hub: ingesting {settings.nats_subject_prefix}.* from stream {settings.nats_stream} "
             f"(consumer {settings.nats_durable}) at {settings.nats_url}",
@@ -44,6 +45,8 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
         stats = await _until_signalled(consumer.run(stop), stop)
+        if watching is not None:
+            watching.cancel()
         return stats.as_dict()
 
     try:
@@ -52,6 +55,31 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         hub.close()
     print(f"hub: ingest stopped: {json.dumps(stats)}", file=sys.stderr)
     return 0
+
+
+def _serve_metrics(consumer: Any, settings: Settings) -> asyncio.Task[None]:
+    """Serve this process's metrics on loopback; poll the consumer's lag every 2 s."""
+    from prometheus_client import start_http_server
+
+    from api.metrics import IngestMetrics
+
+    metrics = IngestMetrics(settings.nats_subject_prefix)
+    consumer.on_batch = metrics.batch
+    start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=metrics.registry)
+    print(
+        f"hub: ingest metrics on http://127.0.0.1:{settings.ingest_metrics_port}/metrics",
+        file=sys.stderr,
+    )
+
+    async def poll() -> None:
+        while True:
+            try:
+                metrics.consumer_info(await consumer.sub.consumer_info())
+            except Exception as error:  # the broker away: keep the last figures, try again
+                logging.getLogger(__name__).warning("consumer info failed: %r", error)
+            await asyncio.sleep(2.0)
+
+    return asyncio.ensure_future(poll())
 
 
 def publish(args: argparse.Namespace, settings: Settings) -> int:

@@ -16,7 +16,7 @@ import asyncio
 import base64
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +86,9 @@ class NatsIngest:
         self.sub: JetStreamContext.PullSubscription | None = None
         self._reconnected = [False]
         self._checked = 0.0
+        # Told of each recorded batch (subjects, outcomes, seconds): `hub ingest nats` counts
+        # them in its metrics.
+        self.on_batch: Callable[[list[str], Sequence[Outcome], float], None] | None = None
 
     # -- setting up ------------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class NatsIngest:
     async def process(self, msgs: Sequence[Msg]) -> None:
         """Record a batch (in a worker thread: the hub is synchronous) and settle each message."""
         keep_alive = asyncio.ensure_future(self._keep_alive(msgs))
+        started = time.monotonic()
         try:
             outcomes = await asyncio.to_thread(self._record, [(m.subject, m.data) for m in msgs])
         except StoreUnavailable as error:
@@ -204,6 +208,8 @@ class NatsIngest:
             keep_alive.cancel()
         await self._settle(msgs, outcomes)
         self.stats.batches += 1
+        if self.on_batch is not None:
+            self.on_batch([m.subject for m in msgs], outcomes, time.monotonic() - started)
 
     async def _keep_alive(self, msgs: Sequence[Msg]) -> None:
         """Tell JetStream a long commit is still working, so it does not redeliver meanwhile."""

@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import problems
-from api.limits import BodyLimit
-from api.routes import adapters, audit, customers, health, reports, touchpoints, views
+from api import auth, problems
+from api.limits import BodyLimit, RequestTimeout
+from api.metrics import Metrics
+from api.routes import adapters, audit, customers, health, reports, session, touchpoints, views
 from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
@@ -21,6 +22,8 @@ def build_hub(settings: Settings) -> Hub:
         settings.eventsourcing_env(),
         channels=settings.channels,
         default_region=settings.default_region,
+        limits=settings.limits(),
+        key_cache_s=settings.key_cache_s,
     )
 
 
@@ -38,6 +41,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
             else None
         )
         app.state.projections = build_projections(app.state.hub, settings)
+        app.state.metrics.watch_projections(app.state.projections.status)
         if settings.run_projections:
             app.state.projections.start()  # embedded default: projections run in this process
         try:
@@ -56,8 +60,16 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     problems.install(app)
+    auth.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (touchpoints, adapters, customers, views, reports, audit, health):
+    # Outermost: the time limit covers reading the body too.
+    app.add_middleware(
+        RequestTimeout,
+        seconds=settings.request_timeout_s,
+        on_timeout=app.state.metrics.timeouts.inc,
+    )
+    for module in (touchpoints, adapters, customers, views, reports, audit, health, session):
         app.include_router(module.router)
     return app

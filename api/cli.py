@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
+import signal
 import sys
 
 from hub.settings import Settings
@@ -13,6 +15,7 @@ from hub.settings import Settings
 # argparse sub-parsers; a subcommand sets `run=fn(args, settings) -> int`.
 COMMAND_MODULES: list[str] = [
     "api.audit_cli",
+    "api.keys_cli",
     "projections.cli",
     "adapters.demo",
     "adapters.file_import",
@@ -21,18 +24,70 @@ COMMAND_MODULES: list[str] = [
 ]
 
 
+OPEN_WARNING = """
+  !!!  hub: RUNNING OPEN — no API key exists in this store, so EVERY caller is admitted
+  !!!  with every role. Allowed on loopback only. Create a key to close it:
+  !!!      hub keys create --role admin
+"""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _key_counts(settings: Settings) -> tuple[int, int]:
+    from api.app import build_hub
+
+    hub = build_hub(settings)
+    try:
+        return hub.keys.counts()
+    finally:
+        hub.close()
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.limits import slow_client_guard
 
+    created, active = _key_counts(settings)
+    if not is_loopback(args.host) and active == 0:
+        print(
+            f"hub serve: refusing to listen on {args.host}: no API key exists "
+            "(create one with `hub keys create --role admin`), or serve on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+    if created == 0:
+        print(OPEN_WARNING, file=sys.stderr)
+    elif active == 0:
+        print("hub: every API key is revoked; only /healthz answers", file=sys.stderr)
     store = (
         "PostgreSQL"
         if settings.is_postgres
         else f"SQLite ({settings.eventsourcing_env()['SQLITE_DBNAME']})"
     )
     print(f"hub: serving on http://{args.host}:{args.port} with {store}", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it under the handler it found:
+    # this one makes that a clean exit 0 (a supervisor then sees a stop, not a crash).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        http=slow_client_guard(settings.request_timeout_s),
+        timeout_keep_alive=int(max(1, settings.keep_alive_s)),
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded by their own
+        # timeout), then the lifespan commits what the group commit holds and closes.
+        timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
+    )
     return 0
 
 

@@ -1,11 +1,19 @@
-"""ASGI middleware refusing request bodies over the configured size with a 413 problem."""
+"""Bounds on a request: its body size (413 problem), its time (503 problem), and how long a
+connection may dribble its headers before uvicorn drops it (slow-loris clients).
+
+A touchpoint's body is read whole before any store work, so a slow client only ever holds
+its own coroutine, never the group-commit writer or a store connection.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from api.problems import PROBLEM, problem_type
 
@@ -54,21 +62,109 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body: dict[str, Any] = {
-            "type": problem_type("body-too-large"),
-            "title": "Request body too large",
-            "status": 413,
-            "detail": f"the body is over {self.max_bytes} bytes",
-        }
-        payload = orjson.dumps(body)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM.encode()),
-                    (b"content-length", str(len(payload)).encode()),
-                ],
-            }
+        await _send_problem(
+            send,
+            413,
+            "body-too-large",
+            "Request body too large",
+            f"the body is over {self.max_bytes} bytes",
         )
-        await send({"type": "http.response.body", "body": payload})
+
+
+async def _send_problem(
+    send: Send,
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body: dict[str, Any] = {
+        "type": problem_type(kind),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM.encode()),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class RequestTimeout:
+    """Answers 503 (problem, Retry-After) for a request not done within `seconds`, slow body
+    uploads included. A write cut off here may still commit: its retry is then a duplicate."""
+
+    def __init__(self, app: ASGIApp, seconds: float, on_timeout: Callable[[], None]):
+        self.app = app
+        self.seconds = seconds
+        self.on_timeout = on_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self.seconds) as deadline:
+                await self.app(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self.on_timeout()
+            if not started:
+                await _send_problem(
+                    send,
+                    503,
+                    "request-timeout",
+                    "Request timed out",
+                    f"not done within {self.seconds:g} s; try again",
+                    [(b"retry-after", b"1")],
+                )
+
+
+class SlowClientGuard(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all
+    arrived within `header_timeout` s of connecting or of its previous answer."""
+
+    header_timeout = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._drop_if_idle)
+
+    def _drop_if_idle(self) -> None:
+        waiting_for_headers = self.cycle is None or self.cycle.response_complete
+        if waiting_for_headers and not self.transport.is_closing():
+            self.transport.close()
+
+
+def slow_client_guard(header_timeout: float) -> type[SlowClientGuard]:
+    """The protocol class for `uvicorn.run(http=...)` with this header timeout."""
+    return type("SlowClientGuard", (SlowClientGuard,), {"header_timeout": header_timeout})

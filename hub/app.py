@@ -23,7 +23,7 @@ from eventsourcing.utils import EnvType
 from hub import audit
 from hub.codec import HubMapper, OrjsonTranscoder, split_chain
 from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
-from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
+from hub.envelope import BUILT_IN_CHANNELS, DEFAULT_LIMITS, Envelope, Limits, Proposal, propose
 from hub.errors import (
     AmbiguousIdentity,
     Conflict,
@@ -36,6 +36,7 @@ from hub.errors import (
     StoreUnavailable,
 )
 from hub.identity import identity_digest, source_digest
+from hub.keys import Keys, KeyTable
 from hub.rules import conflicts_of
 from hub.shred import Shredder
 from hub.state import CustomerState
@@ -179,8 +180,11 @@ class Hub(Application[UUID]):
         channels: Sequence[str] = (),
         default_region: str | None = None,
         clock: Callable[[], datetime] = utcnow,
+        limits: Limits = DEFAULT_LIMITS,
+        key_cache_s: float = 2.0,
     ):
         super().__init__(env)
+        self.limits = limits
         self.channels = BUILT_IN_CHANNELS | frozenset(channels)
         self.default_region = default_region
         self.clock = clock
@@ -189,6 +193,8 @@ class Hub(Application[UUID]):
         self.shredder = Shredder(self.store.customer_keys)
         cast(HubMapper, self.mapper).shredder = self.shredder
         self._commit_listeners: list[Callable[[int], None]] = []
+        # API keys (SPEC §10): `hub.keys.create/list/revoke/verify`, the CLI's and API's door.
+        self.keys = Keys(cast(KeyTable, self.recorder), self.channels, clock, key_cache_s)
 
     # -- construction: the library's hooks ------------------------------------------------
 
@@ -272,7 +278,11 @@ class Hub(Application[UUID]):
     def propose(self, envelope: Envelope) -> Proposal:
         """Check an envelope against the registry and normalise it."""
         return propose(
-            envelope, now=self.clock(), channels=self.channels, default_region=self.default_region
+            envelope,
+            now=self.clock(),
+            channels=self.channels,
+            default_region=self.default_region,
+            limits=self.limits,
         )
 
     # -- writing --------------------------------------------------------------------------

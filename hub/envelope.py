@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from hub.errors import InvalidInput
@@ -20,6 +21,19 @@ BUILT_IN_CHANNELS = frozenset(
 TOUCHPOINT_NAMESPACE = uuid.UUID("6f1c3c52-2b0e-4d55-9a57-3f1f8e0c2a11")
 MAX_FUTURE = timedelta(days=1)
 SUBJECT_PATTERN = r"^[a-z][a-z0-9_]*:\S{1,300}$"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one touchpoint beyond its schema (hub/settings.py sets them)."""
+
+    max_claims: int = 50
+    max_string_chars: int = 20_000
+    max_data_depth: int = 8
+    max_data_bytes: int = 256 * 1024
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class Source(BaseModel):
@@ -81,7 +95,7 @@ class Envelope(BaseModel):
     customer: CustomerRef
     actor: Actor | None = None
     data: dict[str, Any] = {}
-    claims: list[ClaimIn] = Field(default=[], max_length=50)
+    claims: list[ClaimIn] = []  # how many: Limits.max_claims
     in_reply_to: list[str] = Field(default=[], max_length=100)
     supersedes: Supersedes | None = None
     acknowledged_open_items: list[str] = Field(default=[], max_length=100)
@@ -193,6 +207,36 @@ def parse_envelope(raw: Any) -> Envelope:
         raise invalid_from(error) from None
 
 
+def _oversized(value: Any, path: str, depth: int, limits: Limits) -> tuple[str, str] | None:
+    """The first place in a JSON value that is nested too deep or holds too long a string."""
+    if isinstance(value, str):
+        if len(value) > limits.max_string_chars:
+            return path, f"longer than {limits.max_string_chars} characters"
+        return None
+    if isinstance(value, dict | list):
+        if depth > limits.max_data_depth:
+            return path, f"nested deeper than {limits.max_data_depth} levels"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            found = _oversized(item, f"{path}.{key}", depth + 1, limits)
+            if found:
+                return found
+    return None
+
+
+def check_limits(envelope: Envelope, limits: Limits) -> None:
+    """Refuse a touchpoint over the limits, naming the field (InvalidInput)."""
+    if len(envelope.claims) > limits.max_claims:
+        raise InvalidInput("claims", f"{len(envelope.claims)} claims; at most {limits.max_claims}")
+    if len(orjson.dumps(envelope.data)) > limits.max_data_bytes:
+        raise InvalidInput("data", f"over {limits.max_data_bytes} bytes as JSON")
+    found = _oversized(envelope.data, "data", 1, limits)
+    for index, claim in enumerate(envelope.claims):
+        found = found or _oversized(claim.value, f"claims.{index}.value", 1, limits)
+    if found:
+        raise InvalidInput(*found)
+
+
 def implied_claims(kind: TouchpointType, data: dict[str, Any]) -> list[Claim]:
     """Claims a touchpoint makes by its type: a quote states a price until it expires."""
     if kind.name == "quote.given":
@@ -213,8 +257,10 @@ def propose(
     now: datetime,
     channels: frozenset[str] = BUILT_IN_CHANNELS,
     default_region: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Proposal:
     """Check an envelope against the registry and normalise it into a Proposal."""
+    check_limits(envelope, limits)
     if envelope.source.channel not in channels:
         raise InvalidInput(
             "source.channel",

@@ -8,6 +8,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.envelope import Limits
+
 DEFAULT_DATABASE = "hub.db"
 
 
@@ -27,15 +29,43 @@ class Settings(BaseSettings):
     )
     company_domains: list[str] = Field(
         default=[],
-        description='the company\'s own email domains, as a JSON list: \'["example.com"]\'; '
+        description="the company's own email domains, as a JSON list: '[\"example.com\"]'; "
         "mail from them is outbound (email.sent), other mail inbound (email.received)",
     )
     database_schema: str | None = Field(
         default=None, description="PostgreSQL schema of the hub's tables (default: public)"
     )
     pool_size: int = 10
-    max_body_bytes: int = 1024 * 1024
-    max_batch_items: int = 1000
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="largest request body")
+    max_batch_items: int = Field(default=1000, ge=1, description="most touchpoints in a batch")
+    max_claims: int = Field(default=50, ge=0, description="most claims of one touchpoint")
+    max_string_chars: int = Field(
+        default=20_000, ge=1, description="longest string anywhere in a touchpoint's data"
+    )
+    max_data_depth: int = Field(
+        default=8, ge=1, description="deepest nesting of objects and lists in `data`"
+    )
+    max_data_bytes: int = Field(
+        default=256 * 1024, ge=1, description="largest `data` of one touchpoint, as JSON"
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="longest a request may take, reading its body included"
+    )
+    keep_alive_s: float = Field(
+        default=5.0, gt=0, description="an idle keep-alive connection is closed after this"
+    )
+    key_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="how long a process trusts a verified API key "
+        "(a revocation takes effect everywhere within this)",
+    )
+    ingest_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="`hub ingest nats` serves /metrics on this loopback port (0: off)",
+    )
     group_commit: bool = Field(
         default=True,
         description="gather concurrent single touchpoints into shared transactions "
@@ -104,6 +134,15 @@ class Settings(BaseSettings):
     nats_poll_s: float = Field(
         default=0.2, gt=0, description="how often `hub publish nats` looks for new events"
     )
+
+    def limits(self) -> Limits:
+        """The bounds on one touchpoint, for the application service."""
+        return Limits(
+            max_claims=self.max_claims,
+            max_string_chars=self.max_string_chars,
+            max_data_depth=self.max_data_depth,
+            max_data_bytes=self.max_data_bytes,
+        )
 
     @property
     def is_postgres(self) -> bool:

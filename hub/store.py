@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
+from hub.key_store import SQLITE_TABLES, PostgresKeyTable, SQLiteKeyTable, postgres_tables
 from hub.shred import new_key
 
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
@@ -63,7 +64,7 @@ class HubRecorder(Protocol):
     ) -> Sequence[StoredEvent]: ...
 
 
-class HubSQLiteRecorder(SQLiteApplicationRecorder):
+class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
     """SQLite recorder with the key index."""
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
@@ -76,6 +77,7 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
             "key TEXT PRIMARY KEY, owner TEXT NOT NULL, version INTEGER) WITHOUT ROWID",
             "CREATE TABLE IF NOT EXISTS hub_customer_keys ("
             "customer TEXT PRIMARY KEY, key BLOB, erased_at TEXT) WITHOUT ROWID",
+            *SQLITE_TABLES,
         ]
 
     def _insert_events(
@@ -220,7 +222,7 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
             return [(row["key"], row["owner"], row["version"]) for row in c.fetchall()]
 
 
-class HubPostgresRecorder(PostgresApplicationRecorder):
+class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
     """PostgreSQL recorder with the key index."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
@@ -241,6 +243,9 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
                 "customer text PRIMARY KEY, key bytea, erased_at timestamptz)"
             ).format(schema=schema, table=self.customer_keys_table)
+        )
+        self.sql_create_statements.extend(
+            postgres_tables(self.datastore.schema, events_table_name.removesuffix("_events"))
         )
         # Parameters as binary arrays (`%b`): bytes go over as they are, not hex-escaped text.
         self._insert_keys = SQL(

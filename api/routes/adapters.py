@@ -3,6 +3,7 @@ batch path, answered with a result per touchpoint as `POST /v1/touchpoints/batch
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -11,7 +12,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from adapters import email, servicedesk, shop, telephony
+from api.auth import ADAPTER_CHANNELS, Requires
 from api.deps import HubDep, SettingsDep
+from api.metrics import Metrics, MetricsDep
 from api.problems import json_response, problem_document
 from hub.app import Hub, Outcome
 from hub.envelope import Envelope, Proposal
@@ -80,40 +83,58 @@ def _propose_all(hub: Hub, envelopes: list[Envelope]) -> list[Proposal]:
     return proposals
 
 
-def _record(hub: Hub, envelopes: list[Envelope], mode: str) -> dict[str, Any]:
-    return batch_answer(hub.record_batch(_propose_all(hub, envelopes), mode))
+def _record(hub: Hub, envelopes: list[Envelope], mode: str, metrics: Metrics) -> dict[str, Any]:
+    proposals = _propose_all(hub, envelopes)
+    started = time.perf_counter()
+    try:
+        outcomes = hub.record_batch(proposals, mode)
+    finally:
+        metrics.append_seconds.labels("adapter").observe(time.perf_counter() - started)
+    metrics.count(outcomes, [e.source.channel for e in envelopes])
+    return batch_answer(outcomes)
 
 
-async def _forward(hub: Hub, envelopes: list[Envelope], mode: str) -> Response:
-    return json_response(await run_in_threadpool(_record, hub, envelopes, mode))
+async def _forward(hub: Hub, envelopes: list[Envelope], mode: str, metrics: Metrics) -> Response:
+    return json_response(await run_in_threadpool(_record, hub, envelopes, mode, metrics))
 
 
-@router.post("/shop", responses=RESPONSES)
-async def post_shop_order(payload: shop.OrderWebhook, hub: HubDep, mode: Mode = "live") -> Response:
+def _for(adapter: str) -> Any:
+    """Who may post to an adapter: the key of the channel it records for (and admins)."""
+    return [Requires(f"channel:{ADAPTER_CHANNELS[adapter]}")]
+
+
+@router.post("/shop", responses=RESPONSES, dependencies=_for("shop"))
+async def post_shop_order(
+    payload: shop.OrderWebhook, hub: HubDep, metrics: MetricsDep, mode: Mode = "live"
+) -> Response:
     """Record a shop order webhook (created or updated) as `order.placed` and its status."""
-    return await _forward(hub, shop.to_envelopes(payload), mode)
+    return await _forward(hub, shop.to_envelopes(payload), mode, metrics)
 
 
-@router.post("/email", openapi_extra=EMAIL_BODY, responses=RESPONSES)
+@router.post("/email", openapi_extra=EMAIL_BODY, responses=RESPONSES, dependencies=_for("email"))
 async def post_email(
-    request: Request, hub: HubDep, settings: SettingsDep, mode: Mode = "live"
+    request: Request,
+    hub: HubDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    mode: Mode = "live",
 ) -> Response:
     """Record a raw RFC 5322 message as `email.received` or, from a company domain, `email.sent`."""
     raw = await request.body()
-    return await _forward(hub, email.to_envelopes(raw, settings.company_domains), mode)
+    return await _forward(hub, email.to_envelopes(raw, settings.company_domains), mode, metrics)
 
 
-@router.post("/telephony", responses=RESPONSES)
+@router.post("/telephony", responses=RESPONSES, dependencies=_for("telephony"))
 async def post_call_record(
-    payload: telephony.CallRecord, hub: HubDep, mode: Mode = "live"
+    payload: telephony.CallRecord, hub: HubDep, metrics: MetricsDep, mode: Mode = "live"
 ) -> Response:
     """Record a call detail record as `call.inbound` or `call.outbound`."""
-    return await _forward(hub, telephony.to_envelopes(payload), mode)
+    return await _forward(hub, telephony.to_envelopes(payload), mode, metrics)
 
 
-@router.post("/servicedesk", responses=RESPONSES)
+@router.post("/servicedesk", responses=RESPONSES, dependencies=_for("servicedesk"))
 async def post_ticket_event(
-    payload: servicedesk.TicketEvent, hub: HubDep, mode: Mode = "live"
+    payload: servicedesk.TicketEvent, hub: HubDep, metrics: MetricsDep, mode: Mode = "live"
 ) -> Response:
     """Record a service desk ticket event (created, updated, solved) as service touchpoints."""
-    return await _forward(hub, servicedesk.to_envelopes(payload), mode)
+    return await _forward(hub, servicedesk.to_envelopes(payload), mode, metrics)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Requires
 from api.deps import HubDep
 from hub.errors import InvalidInput
 
@@ -20,7 +21,7 @@ def _aware(as_of: datetime | None) -> datetime | None:
     return as_of
 
 
-@router.get("/v1/audit/verify")
+@router.get("/v1/audit/verify", dependencies=[Requires("auditor")])
 async def verify(
     hub: HubDep,
     customer_id: Annotated[str, Query(description="the customer whose streams to check")],
@@ -30,7 +31,7 @@ async def verify(
     return {"customer_id": customer_id, **report.as_dict()}
 
 
-@router.get("/v1/customers/{customer_id}/statements")
+@router.get("/v1/customers/{customer_id}/statements", dependencies=[Requires("auditor")])
 async def statements(
     customer_id: str,
     hub: HubDep,
@@ -43,7 +44,7 @@ async def statements(
     return {"customer_id": customer_id, "as_of": as_of, "statements": told}
 
 
-@router.post("/v1/customers/{customer_id}/erase")
+@router.post("/v1/customers/{customer_id}/erase", dependencies=[Requires("admin")])
 async def erase(customer_id: str, hub: HubDep) -> dict[str, Any]:
     """Erase the customer's personal data (and that of customers merged into it) by deleting
     their keys; the events, their hashes and the counts stay."""

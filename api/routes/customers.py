@@ -10,11 +10,13 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Requires
 from api.deps import HubDep
 from hub.errors import CustomerNotFound, InvalidInput
 from hub.identity import identity_key, normalise_account, normalise_email, normalise_phone
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+ADMIN = [Requires("admin")]
 
 
 class CustomerFound(BaseModel):
@@ -32,7 +34,12 @@ class MergeResult(BaseModel):
     position: int
 
 
-@router.get("", response_model=CustomerFound, responses={404: {"description": "Unknown"}})
+@router.get(
+    "",
+    response_model=CustomerFound,
+    responses={404: {"description": "Unknown"}},
+    dependencies=[Requires("agent", "dashboard", "auditor")],
+)
 async def find_customer(
     hub: HubDep,
     email: str | None = None,
@@ -57,7 +64,7 @@ async def find_customer(
     return CustomerFound(customer_id=customer_id, identity=identity)
 
 
-@router.get("/{customer_id}/history")
+@router.get("/{customer_id}/history", dependencies=[Requires("auditor")])
 async def get_history(
     customer_id: str,
     hub: HubDep,
@@ -72,14 +79,14 @@ async def get_history(
     return {"customer_id": customer_id, "events": events}
 
 
-@router.post("/{customer_id}/merge", response_model=MergeResult)
+@router.post("/{customer_id}/merge", response_model=MergeResult, dependencies=ADMIN)
 async def merge(customer_id: str, request: MergeRequest, hub: HubDep) -> MergeResult:
     """Merge another customer (`from`) into this one; reversible by unmerge."""
     position = await run_in_threadpool(hub.merge, customer_id, request.from_)
     return MergeResult(customer_id=customer_id, merged=request.from_, position=position)
 
 
-@router.post("/{customer_id}/unmerge", response_model=MergeResult)
+@router.post("/{customer_id}/unmerge", response_model=MergeResult, dependencies=ADMIN)
 async def unmerge(customer_id: str, request: MergeRequest, hub: HubDep) -> MergeResult:
     """Undo a merge: both customers stand as they were; what arrived meanwhile stays here."""
     position = await run_in_threadpool(hub.unmerge, customer_id, request.from_)

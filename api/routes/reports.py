@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Requires
 from api.deps import MinPosition, ProjectionsDep, SettingsDep
 from api.problems import json_response
 from api.routes.views import aware, now_text, projected
@@ -18,6 +19,7 @@ from projections.base import norm_time
 from projections.store import Tx
 
 router = APIRouter(prefix="/v1", tags=["queues and reports"])
+DASHBOARD = [Requires("dashboard")]
 Many = Annotated[list[str], Query()]
 
 
@@ -25,7 +27,7 @@ def _split(values: list[str]) -> list[str]:
     return [part for value in values for part in value.split(",") if part]
 
 
-@router.get("/open-items")
+@router.get("/open-items", dependencies=DASHBOARD)
 async def get_queue(
     projections: ProjectionsDep,
     settings: SettingsDep,
@@ -66,7 +68,7 @@ async def get_queue(
     return await projected(projections, ("open_items",), min_position, settings.read_wait_s, query)
 
 
-@router.get("/conflicts")
+@router.get("/conflicts", dependencies=[Requires("dashboard", "auditor")])
 async def get_conflicts(
     projections: ProjectionsDep,
     settings: SettingsDep,
@@ -100,7 +102,7 @@ async def get_conflicts(
     return await projected(projections, views, min_position, settings.read_wait_s, query)
 
 
-@router.get("/analytics/touchpoints")
+@router.get("/analytics/touchpoints", dependencies=DASHBOARD)
 async def get_touchpoint_counts(
     projections: ProjectionsDep,
     settings: SettingsDep,
@@ -121,7 +123,7 @@ async def get_touchpoint_counts(
     return await projected(projections, ("analytics",), min_position, settings.read_wait_s, query)
 
 
-@router.get("/analytics/service-levels")
+@router.get("/analytics/service-levels", dependencies=DASHBOARD)
 async def get_service_levels(
     projections: ProjectionsDep,
     settings: SettingsDep,
@@ -142,7 +144,7 @@ async def get_service_levels(
     return await projected(projections, ("open_items",), min_position, settings.read_wait_s, query)
 
 
-@router.get("/projections")
+@router.get("/projections", dependencies=DASHBOARD)
 async def get_projection_status(projections: ProjectionsDep) -> Response:
     """Each projection's position and lag behind the log."""
     status = await run_in_threadpool(projections.status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Literal
 
 import orjson
@@ -11,7 +12,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import PrincipalDep, Requires, require_channel
 from api.deps import CommitterDep, HubDep, SettingsDep
+from api.metrics import MetricsDep
 from api.problems import json_response, problem_document, problem_response
 from hub.app import Accepted
 from hub.envelope import Envelope, parse_envelope
@@ -48,17 +51,34 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     status_code=201,
     response_model=TouchpointResult,
     responses={200: {"description": "A repeated source key: the first result"}, **PROBLEMS},
+    dependencies=[Requires("channel")],
 )
 async def post_touchpoint(
-    envelope: Envelope, hub: HubDep, committer: CommitterDep, mode: Mode = "live"
+    envelope: Envelope,
+    hub: HubDep,
+    committer: CommitterDep,
+    principal: PrincipalDep,
+    metrics: MetricsDep,
+    mode: Mode = "live",
 ) -> Response:
     """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
+    channel = envelope.source.channel
+    require_channel(principal, [channel])
     accepted: Accepted
-    if committer is not None:
-        # Shares a transaction with touchpoints arriving at the same moment (group commit).
-        accepted = await asyncio.wrap_future(committer.submit(envelope, mode))
-    else:
-        accepted = await run_in_threadpool(hub.record, envelope, mode)
+    started = time.perf_counter()
+    try:
+        if committer is not None:
+            # Shares a transaction with touchpoints arriving at the same moment (group commit).
+            # Shielded: a request timing out must not cancel the writer's future under it.
+            accepted = await asyncio.shield(asyncio.wrap_future(committer.submit(envelope, mode)))
+        else:
+            accepted = await run_in_threadpool(hub.record, envelope, mode)
+    except HubError as error:
+        metrics.count_one(error, channel)
+        raise
+    finally:
+        metrics.append_seconds.labels("single").observe(time.perf_counter() - started)
+    metrics.count_one(accepted, channel)
     return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
 
 
@@ -75,9 +95,16 @@ BATCH_BODY = {
 }
 
 
-@router.post("/batch", openapi_extra=BATCH_BODY, responses=PROBLEMS)
+@router.post(
+    "/batch", openapi_extra=BATCH_BODY, responses=PROBLEMS, dependencies=[Requires("channel")]
+)
 async def post_batch(
-    request: Request, hub: HubDep, settings: SettingsDep, mode: Mode = "live"
+    request: Request,
+    hub: HubDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    metrics: MetricsDep,
+    mode: Mode = "live",
 ) -> Response:
     """Append many touchpoints in order (JSON array or NDJSON): a result per item."""
     body = await request.body()
@@ -91,13 +118,21 @@ async def post_batch(
                 "detail": f"{len(raw_items)} items; at most {settings.max_batch_items}",
             }
         )
+    channels = [_channel_of(raw) for raw in raw_items]
+    # One foreign item refuses the whole request before anything is decided.
+    require_channel(principal, [c for c in channels if c is not None])
     items: list[Envelope | HubError] = []
     for raw in raw_items:
         try:
             items.append(raw if isinstance(raw, HubError) else parse_envelope(raw))
         except InvalidInput as error:
             items.append(error)
-    outcomes = await run_in_threadpool(hub.record_batch, items, mode)
+    started = time.perf_counter()
+    try:
+        outcomes = await run_in_threadpool(hub.record_batch, items, mode)
+    finally:
+        metrics.append_seconds.labels("batch").observe(time.perf_counter() - started)
+    metrics.count(outcomes, channels)
     results = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, InvalidInput):
@@ -114,9 +149,15 @@ async def post_batch(
     return json_response({"results": results, **summary})
 
 
-@router.post("/check", response_model=CheckAnswer, responses=PROBLEMS)
-async def check_touchpoint(envelope: Envelope, hub: HubDep) -> CheckAnswer:
+@router.post(
+    "/check",
+    response_model=CheckAnswer,
+    responses=PROBLEMS,
+    dependencies=[Requires("agent", "channel")],
+)
+async def check_touchpoint(envelope: Envelope, hub: HubDep, principal: PrincipalDep) -> CheckAnswer:
     """Dry run of the consistency rules: would this touchpoint be accepted now? Appends nothing."""
+    require_channel(principal, [envelope.source.channel])
     result = await run_in_threadpool(hub.check, envelope)
     return CheckAnswer(
         ok=result.ok,
@@ -143,6 +184,13 @@ def _batch_items(body: bytes, content_type: str) -> list[Any]:
     if not isinstance(decoded, list):
         raise InvalidInput("body", "a batch is a JSON array of touchpoints (or NDJSON)")
     return decoded
+
+
+def _channel_of(raw: Any) -> str | None:
+    """The `source.channel` an item names, if it names one."""
+    source = raw.get("source") if isinstance(raw, dict) else None
+    channel = source.get("channel") if isinstance(source, dict) else None
+    return channel if isinstance(channel, str) else None
 
 
 def _at_item(error: InvalidInput, index: int) -> InvalidInput:

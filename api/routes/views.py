@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from api.auth import Requires
 from api.deps import MinPosition, ProjectionsDep, SettingsDep
 from api.problems import json_response
 from hub.errors import InvalidInput
@@ -19,6 +20,7 @@ from projections.runner import Projections
 from projections.store import Tx
 
 router = APIRouter(prefix="/v1/customers", tags=["customer views"])
+READERS = [Requires("agent", "dashboard")]  # a customer's read models
 POSITION_HEADER = "X-Projection-Position"
 AsOf = Annotated[
     datetime | None, Query(description="as the hub knew it then (replays the customer's streams)")
@@ -57,7 +59,7 @@ def now_text(projections: Projections, as_of: datetime | None) -> str:
     return norm_time(as_of or projections.hub.clock()) or ""
 
 
-@router.get("/{customer_id}")
+@router.get("/{customer_id}", dependencies=READERS)
 async def get_profile(
     customer_id: str,
     projections: ProjectionsDep,
@@ -77,7 +79,7 @@ async def get_profile(
     )
 
 
-@router.get("/{customer_id}/timeline")
+@router.get("/{customer_id}/timeline", dependencies=READERS)
 async def get_timeline(
     customer_id: str,
     projections: ProjectionsDep,
@@ -111,7 +113,7 @@ async def get_timeline(
     )
 
 
-@router.get("/{customer_id}/open-items")
+@router.get("/{customer_id}/open-items", dependencies=READERS)
 async def get_open_items(
     customer_id: str,
     projections: ProjectionsDep,
@@ -133,7 +135,7 @@ async def get_open_items(
     )
 
 
-@router.get("/{customer_id}/claims")
+@router.get("/{customer_id}/claims", dependencies=READERS)
 async def get_claims(
     customer_id: str,
     projections: ProjectionsDep,

@@ -1,0 +1,158 @@
+"""Prometheus metrics of one hub process (`prometheus-client`), on a registry of its own.
+
+Touchpoints by outcome, channel and reason (the rule of a conflict, else the problem type),
+append latency, auth denials and timed-out requests are counted where they happen; the lag
+of each projection is read from the store when scraped. `hub ingest nats` serves its own
+registry (consumer lag, its touchpoints) on `HUB_INGEST_METRICS_PORT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from hub.app import Accepted, Outcome
+from hub.errors import ConflictError, HubError, StoreUnavailable
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def reasons_of(error: HubError) -> list[str]:
+    """What a rejection is counted under: each conflicting rule, else the problem type."""
+    if isinstance(error, ConflictError) and error.conflicts:
+        return sorted({c.rule for c in error.conflicts})
+    return [error.kind]
+
+
+class _Lag(Collector):
+    """Each projection's distance behind the log's head, read at scrape time."""
+
+    def __init__(self, status: Callable[[], list[dict[str, Any]]]):
+        self.status = status
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "hub_projection_lag_events", "events a projection is behind the log", labels=["name"]
+        )
+        position = GaugeMetricFamily(
+            "hub_projection_position", "last event a projection applied", labels=["name"]
+        )
+        for view in self.status():
+            lag.add_metric([view["name"]], view["lag"])
+            position.add_metric([view["name"]], view["position"])
+        yield lag
+        yield position
+
+
+class TouchpointMetrics:
+    """The touchpoint counters and latency a writer keeps (the API and `hub ingest nats`)."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.registry = registry
+        self.touchpoints = Counter(
+            "hub_touchpoints",
+            "touchpoints submitted, by outcome (accepted, duplicate, rejected), channel and reason",
+            ["outcome", "channel", "reason"],
+            registry=registry,
+        )
+        self.append_seconds = Histogram(
+            "hub_append_seconds",
+            "time to record a request's touchpoints (decide and commit)",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def count(self, outcomes: Sequence[Outcome], channels: Iterable[str | None]) -> None:
+        """Count each outcome under the channel of its touchpoint."""
+        for outcome, channel in zip(outcomes, channels, strict=False):
+            self.count_one(outcome, channel)
+
+    def count_one(self, outcome: Outcome, channel: str | None) -> None:
+        label = channel or "unknown"
+        if isinstance(outcome, Accepted):
+            kind = "duplicate" if outcome.duplicate else "accepted"
+            self.touchpoints.labels(kind, label, "").inc()
+            return
+        for reason in reasons_of(outcome):
+            self.touchpoints.labels("rejected", label, reason).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class Metrics(TouchpointMetrics):
+    """Everything `GET /metrics` of `hub serve` shows."""
+
+    def __init__(self) -> None:
+        super().__init__(CollectorRegistry())
+        self.denials = Counter(
+            "hub_auth_denials",
+            "requests refused for their API key (401) or its role or channel (403), by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.timeouts = Counter(
+            "hub_request_timeouts",
+            "requests answered 503 because they ran over HUB_REQUEST_TIMEOUT_S",
+            registry=self.registry,
+        )
+        self._lag: _Lag | None = None
+
+    def denied(self, reason: str) -> None:
+        self.denials.labels(reason).inc()
+
+    def watch_projections(self, status: Callable[[], list[dict[str, Any]]]) -> None:
+        """Report the lag of these projections (those of the app's current lifespan)."""
+        if self._lag is not None:
+            self.registry.unregister(self._lag)
+        self._lag = _Lag(status)
+        self.registry.register(self._lag)
+
+
+class IngestMetrics(TouchpointMetrics):
+    """What `hub ingest nats` serves on its metrics port: its touchpoints and consumer lag."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(CollectorRegistry())
+        self.prefix = prefix
+        self.consumer = Gauge(
+            "hub_nats_consumer",
+            "the durable consumer's messages not yet delivered (pending), delivered but not "
+            "acked (ack_pending) and redelivered, from JetStream's consumer info",
+            ["state"],
+            registry=self.registry,
+        )
+        self.retried = Counter(
+            "hub_nats_retried",
+            "messages nak'd for a later retry because the store was unavailable",
+            registry=self.registry,
+        )
+
+    def batch(self, subjects: list[str], outcomes: Sequence[Outcome], seconds: float) -> None:
+        """Count one recorded batch of messages (`NatsIngest.on_batch`)."""
+        self.append_seconds.labels("nats").observe(seconds)
+        for subject, outcome in zip(subjects, outcomes, strict=False):
+            if isinstance(outcome, StoreUnavailable):
+                self.retried.inc()
+            else:
+                self.count_one(outcome, subject[len(self.prefix) + 1 :])
+
+    def consumer_info(self, info: Any) -> None:
+        self.consumer.labels("pending").set(info.num_pending or 0)
+        self.consumer.labels("ack_pending").set(info.num_ack_pending or 0)
+        self.consumer.labels("redelivered").set(info.num_redelivered or 0)
+
+
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
