@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from hub import audit
+from hub.export import verify_export
 from hub.settings import Settings
 
 
@@ -79,7 +80,7 @@ def verify(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if args.file:
         with open(args.file, "rb") as export:
-            return _print_report(audit.verify_export(iter(export)), args.json)
+            return _print_report(verify_export(iter(export)), args.json)
     hub = _hub(settings)
     try:
         report = hub.verify(args.customer)

@@ -14,8 +14,8 @@ import pytest
 
 from api.cli import main
 from hub.app import Hub
-from hub.audit import verify_export
 from hub.codec import CHAIN, chain_hash, dumps
+from hub.export import verify_export
 from tests.factories import money, touchpoint
 from tests.stores import RawStore, cli_env
 
@@ -71,7 +71,7 @@ def test_edited_payload_is_named(
     hub: Hub, raw: RawStore, store_env: dict[str, str], monkeypatch: Any, capsys: Any
 ) -> None:
     customer = five_calls(hub)
-    state = raw.state(customer, 3).replace(b"\"duration_s\":61", b"\"duration_s\":69")
+    state = raw.state(customer, 3).replace(b'"duration_s":61', b'"duration_s":69')
     raw.execute(
         "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
         (state, raw.stream_id(customer)),
@@ -179,7 +179,7 @@ def test_export_since_a_position_holds_only_later_events_and_verifies(hub: Hub) 
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [(b"\"duration_s\":63", b"\"duration_s\":68"), (b'"version":2', b'"version":3')],
+    [(b'"duration_s":63', b'"duration_s":68'), (b'"version":2', b'"version":3')],
 )
 def test_export_edited_by_one_byte_fails(hub: Hub, old: bytes, new: bytes) -> None:
     five_calls(hub)
