@@ -482,6 +482,9 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             self.datastore.transaction(commit=False) as c,
             c.connection.cursor(name="hub_scan_rows", row_factory=tuple_row, binary=True) as cursor,
         ):
+            # Long reads pause between pages while the caller works: lift the library's
+            # idle-in-transaction timeout (5 s) for this read only.
+            c.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             cursor.execute(query)
             while rows := cursor.fetchmany(page):
                 yield rows  # type: ignore[misc]
@@ -497,6 +500,9 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             self.datastore.transaction(commit=False) as c,
             c.connection.cursor(name="hub_scan_keys", row_factory=tuple_row, binary=True) as cursor,
         ):
+            # Long reads pause between pages while the caller works: lift the library's
+            # idle-in-transaction timeout (5 s) for this read only.
+            c.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             cursor.execute(query)
             while rows := cursor.fetchmany(page):
                 yield rows  # type: ignore[misc]

@@ -264,6 +264,8 @@ def _snapshot(projections: Projections) -> Iterator[Tx]:
     with projections.recorder.tx(commit=False) as tx:
         if tx.postgres:
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # held while the scratch views catch up: no idle-in-transaction timeout
+            tx.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         yield tx
 
 

@@ -224,3 +224,26 @@ def test_statements_as_of_show_what_had_been_told_then(hub: Hub) -> None:
         (money("18.00"), "in force"),
     ]
     assert now[0]["correction_reason"] == "pricing error"
+
+
+def test_a_verification_pausing_between_pages_outlives_the_idle_timeout(
+    store_env: dict[str, str],
+) -> None:
+    # The library ends a transaction idle for POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
+    # a verification of millions of events pauses longer than that between two pages.
+    hub = Hub({**store_env, "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"})
+    pause = 0.0 if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite" else 1.3
+    try:
+        five_calls(hub)
+        five_calls(hub, "grace@example.com")
+        events, keys = 0, 0
+        for rows in hub.store.scan_rows(6):
+            events += len(rows)
+            time.sleep(pause)
+        for key_rows in hub.store.scan_source_keys(6):
+            keys += len(key_rows)
+            time.sleep(pause)
+        assert (events, keys) == (12, 10)
+        assert hub.verify().ok
+    finally:
+        hub.close()
