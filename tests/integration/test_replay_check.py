@@ -199,11 +199,6 @@ def test_projections_check_refuses_a_file_or_a_customer(
     assert code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the live views keep the plaintext they projected before an erasure (no view "
-    "scrubs on `erased`); a rebuild shows `[erased]`, so the check rightly names them",
-)
 def test_views_caught_up_past_an_erasure_match_their_rebuild(hub: Hub) -> None:
     ada, _ = some_history(hub)
     views = caught_up(hub)
