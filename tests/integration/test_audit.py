@@ -93,6 +93,50 @@ def test_removed_event_is_named(hub: Hub, raw: RawStore) -> None:
     assert "version 2 missing" in report.breaks[0].detail  # the first call
 
 
+def test_removed_event_is_named_once_by_the_whole_store_check(hub: Hub, raw: RawStore) -> None:
+    customer = five_calls(hub)
+    five_calls(hub, "grace@example.com")
+    raw.execute(
+        "DELETE FROM {events} WHERE originator_id = {p} AND originator_version = 2",
+        (raw.stream_id(customer),),
+    )
+    report = hub.verify()
+    assert [(b.kind, b.stream, b.version) for b in report.breaks] == [("removed", customer, 3)]
+
+
+def test_a_stream_removed_whole_is_named_by_its_source_keys(hub: Hub, raw: RawStore) -> None:
+    customer = five_calls(hub)
+    other = five_calls(hub, "grace@example.com")
+    raw.execute("DELETE FROM {events} WHERE originator_id = {p}", (raw.stream_id(customer),))
+    report = hub.verify()
+    assert sorted((b.kind, b.stream, b.version) for b in report.breaks) == [
+        ("removed", customer, version) for version in range(2, 7)
+    ]
+    assert hub.verify(other).ok
+
+
+def test_an_event_rewritten_in_other_bytes_with_the_same_content_still_verifies(
+    hub: Hub, raw: RawStore
+) -> None:
+    # Hashes are over canonical bytes: re-encoding (spacing, key order) is no edit, and a
+    # check reading the stored bytes directly must not call it one.
+    customer = five_calls(hub)
+    content = orjson.loads(raw.state(customer, 3))
+    respaced = orjson.dumps(dict(reversed(list(content.items()))), option=orjson.OPT_INDENT_2)
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
+        (respaced, raw.stream_id(customer)),
+    )
+    assert hub.verify().ok and hub.verify(customer).ok
+    edited = respaced.replace(b'"duration_s": 61', b'"duration_s": 69')
+    assert edited != respaced
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
+        (edited, raw.stream_id(customer)),
+    )
+    assert kinds(hub.verify()) == [("edited", 3)]
+
+
 def test_removed_last_event_is_named_by_its_source_key(hub: Hub, raw: RawStore) -> None:
     customer = five_calls(hub)
     raw.execute(
