@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hub import audit
 from hub.export import verify_export
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.replay import ReplayReport
 
 
 def _hub(settings: Settings) -> Any:
@@ -36,7 +39,7 @@ def _print_report(report: audit.Report, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
-def _print_replay(report: Any) -> int:
+def _print_replay(report: ReplayReport) -> int:
     for view in report.views:
         rows = sum(t.live_rows for t in view.tables)
         if view.ok:
