@@ -3,11 +3,11 @@ scratch tables and compared, row by row, with the live views at the same log pos
 
 The scratch tables live beside the store, never in the live views' place: a private schema in
 the same PostgreSQL database (dropped afterwards), or a temporary SQLite file. Each view is
-rebuilt to exactly the position its live tracking record holds, read in one snapshot with the
-live rows, so a follower advancing meanwhile is no false alarm. Rows are compared in key
-order (byte order on both stores), with a SHA-256 digest of each side's rows per view, and
-each differing row is named by its key: `differs` (with the columns), `missing` (the rebuild
-has it, the live view does not) or `unexpected` (only the live view has it).
+rebuilt to exactly the position its live tracking record holds, read in the snapshot the live
+rows are read in, so a follower advancing meanwhile is no false alarm. Rows are compared in
+key order (byte order on both stores), with a SHA-256 digest of each side's rows per view,
+and each differing row is named by its key: `differs` (with the columns), `missing` (the
+rebuild has it, the live view does not) or `unexpected` (only the live view has it).
 """
 
 from __future__ import annotations
@@ -98,24 +98,19 @@ class ReplayReport:
 
 
 def check_projections(projections: Projections, examples: int = 5) -> ReplayReport:
-    """Rebuild every view in scratch tables to the live positions and compare the rows."""
-    with _scratch(projections) as scratch_tx:
+    """Rebuild every view in scratch tables to the live positions and compare the rows.
+
+    One snapshot of the live tracking and view tables is held for the whole check, so the
+    positions read first are the positions of the rows compared last."""
+    with _scratch(projections) as scratch_tx, _snapshot(projections) as live:
+        target = projections._positions(live)
         done = {name: 0 for name in projections.names}
-        replayed = _replay(projections, scratch_tx, done, projections.positions())
-        with _snapshot(projections) as live:
-            target = projections._positions(live)
-            behind = [name for name in target if target[name] < done[name]]
-            if behind:  # a live view was rebuilt meanwhile: start its scratch copy again
-                with scratch_tx() as tx:
-                    for name in behind:
-                        projections.by_name[name].clear(tx)
-                        done[name] = 0
-            replayed += _replay(projections, scratch_tx, done, target)
-            with scratch_tx() as rebuilt:
-                views = [
-                    _compare_view(view, target[view.name], live, rebuilt, examples)
-                    for view in projections.views
-                ]
+        replayed = _replay(projections, scratch_tx, done, target)
+        with scratch_tx() as rebuilt:
+            views = [
+                _compare_view(view, target[view.name], live, rebuilt, examples)
+                for view in projections.views
+            ]
     return ReplayReport(views, replayed)
 
 
@@ -264,7 +259,7 @@ def _snapshot(projections: Projections) -> Iterator[Tx]:
     with projections.recorder.tx(commit=False) as tx:
         if tx.postgres:
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            # held while the scratch views catch up: no idle-in-transaction timeout
+            # held while the scratch views are rebuilt: no idle-in-transaction timeout
             tx.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
         yield tx
 
