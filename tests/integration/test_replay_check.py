@@ -4,6 +4,7 @@ named (projection, table, key), and the live views and their tracking are left a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -206,3 +207,27 @@ def test_views_caught_up_past_an_erasure_match_their_rebuild(hub: Hub) -> None:
     views.catch_up()
     report = check_projections(views)
     assert report.ok, report.as_dict()
+
+
+def test_views_following_new_writes_during_the_check_are_no_false_alarm(hub: Hub) -> None:
+    ada, _ = some_history(hub)
+    live = Projections(hub, page_size=3, poll_interval=0.01)
+    live.catch_up()
+    before = live.positions()["timeline"]
+    live.start()
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            hub.record(touchpoint(customer={"id": ada}))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        reports = [check_projections(Projections(hub, page_size=3)) for _ in range(3)]
+    finally:
+        stop.set()
+        writer.join()
+        live.stop()
+    assert all(r.ok for r in reports), [r.as_dict() for r in reports if not r.ok]
+    assert live.positions()["timeline"] > before  # the views did move on meanwhile
