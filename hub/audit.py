@@ -1,4 +1,4 @@
-"""Audit: checking hash-chained streams and exports, and what the company had told a customer.
+"""Audit: checking hash-chained streams (exports: hub/export.py; statements: hub/statements.py).
 
 Verification is pure: it walks stored events (from the store or from an export file) and
 names every break it finds. One finding per damaged event, so a single edit is reported once
