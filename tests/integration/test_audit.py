@@ -195,6 +195,31 @@ def test_forged_event_with_a_recomputed_chain_is_named(hub: Hub, raw: RawStore) 
     assert "no source-key record" in report.breaks[0].detail
 
 
+def test_a_source_id_nested_before_the_top_level_one_does_not_mislead_the_check(
+    hub: Hub, raw: RawStore
+) -> None:
+    # The check reads a touchpoint's source key off its bytes; a `source_id` nested in a
+    # member that sorts first must not be taken for it (the event below is consistent: its
+    # hash recomputed, its key record the hub's).
+    customer = five_calls(hub)
+    head = orjson.loads(raw.state(customer, 6))
+    ((topic,),) = raw.execute(
+        "SELECT topic FROM {events} WHERE originator_id = {p} AND originator_version = 6",
+        (raw.stream_id(customer),),
+    )
+    content = {k: v for k, v in head.items() if k != CHAIN}
+    content["claims"] = [{"source_id": "decoy", "subject": "answer:x", "value": "yes"}]
+    prev = head[CHAIN]["prev"]
+    content[CHAIN] = {"prev": prev, "hash": chain_hash(prev, customer, 6, topic, dumps(content))}
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 6",
+        (dumps(content), raw.stream_id(customer)),
+    )
+    assert b'"source_id":"decoy"' in raw.state(customer, 6)
+    assert hub.verify().ok, hub.verify().as_dict()
+    assert hub.verify(customer).ok
+
+
 def test_export_round_trips_through_offline_verification(hub: Hub) -> None:
     first = five_calls(hub)
     five_calls(hub, "grace@example.com")
