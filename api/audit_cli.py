@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hub import audit
+from hub.export import verify_export
 from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.replay import ReplayReport
 
 
 def _hub(settings: Settings) -> Any:
@@ -35,13 +39,69 @@ def _print_report(report: audit.Report, as_json: bool) -> int:
     return 0 if report.ok else 1
 
 
+def _print_replay(report: ReplayReport) -> int:
+    for view in report.views:
+        rows = sum(t.live_rows for t in view.tables)
+        if view.ok:
+            print(
+                f"projection {view.name}: OK at position {view.position}, {rows} row(s); "
+                f"digest {view.live_digest}"
+            )
+            continue
+        print(
+            f"DIFFERS projection {view.name} at position {view.position}: live digest "
+            f"{view.live_digest}, rebuilt {view.rebuilt_digest}"
+        )
+        for table in view.tables:
+            if not table.differences:
+                continue
+            print(
+                f"  table {table.table}: {table.differences} differing row(s) "
+                f"({table.live_rows} live, {table.rebuilt_rows} rebuilt)"
+            )
+            for found in table.examples:
+                key = ", ".join(f"{k}={v}" for k, v in found["key"].items())
+                columns = found.get("columns")
+                detail = ""
+                if columns:
+                    detail = "; " + "; ".join(
+                        f"{c}: live {orjson.dumps(v['live']).decode()}, "
+                        f"rebuilt {orjson.dumps(v['rebuilt']).decode()}"
+                        for c, v in columns.items()
+                    )
+                print(f"    {found['kind']} {key}{detail}")
+    bad = [view.name for view in report.views if not view.ok]
+    verdict = "OK" if not bad else f"FAILED: {', '.join(bad)} differ from a rebuild"
+    print(f"projections {verdict}; {report.replayed} event(s) replayed")
+    return 0 if report.ok else 1
+
+
 def verify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.projections and (args.file or args.customer):
+        print("hub: --projections checks every projection of the store; it takes no "
+              "--file or --customer", file=sys.stderr)  # fmt: skip
+        return 2
     if args.file:
         with open(args.file, "rb") as export:
-            return _print_report(audit.verify_export(iter(export)), args.json)
+            return _print_report(verify_export(iter(export)), args.json)
     hub = _hub(settings)
     try:
-        return _print_report(hub.verify(args.customer), args.json)
+        report = hub.verify(args.customer)
+        if not args.projections:
+            return _print_report(report, args.json)
+        from projections.replay import check_projections
+        from projections.runner import build_projections
+
+        replay = check_projections(build_projections(hub, settings))
+        if args.json:
+            doc = {
+                **report.as_dict(),
+                "ok": report.ok and replay.ok,
+                "projections": replay.as_dict(),
+            }
+            sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+            return 0 if doc["ok"] else 1
+        return max(_print_report(report, False), _print_replay(replay))
     finally:
         hub.close()
 
@@ -64,6 +124,11 @@ def register(commands: Any) -> None:
     )
     verify_cmd.add_argument("--customer", help="only this customer's streams")
     verify_cmd.add_argument("--file", help="verify an export file offline (no store needed)")
+    verify_cmd.add_argument(
+        "--projections",
+        action="store_true",
+        help="also rebuild every projection in scratch tables and compare it with the live one",
+    )
     verify_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     verify_cmd.set_defaults(run=verify)
     export_cmd = commands.add_parser(

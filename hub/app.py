@@ -35,11 +35,13 @@ from hub.errors import (
     MergeRefused,
     StoreUnavailable,
 )
+from hub.export import export_store
 from hub.identity import identity_digest, source_digest
 from hub.keys import Keys, KeyTable
 from hub.rules import conflicts_of
 from hub.shred import Shredder
 from hub.state import CustomerState
+from hub.statements import statements as told_by
 from hub.store import HubRecorder, KeyRow
 
 MAX_ATTEMPTS = 60
@@ -518,7 +520,7 @@ class Hub(Application[UUID]):
     ) -> int:
         """Write events after position `since` as export lines, in log order; a count."""
         streams = self._audited_streams(customer_id) if customer_id else None
-        return audit.export_store(self.store, write, streams, since)
+        return export_store(self.store, write, streams, since)
 
     def _audited_streams(self, customer_id: str) -> list[UUID]:
         """The customer's streams, read off the stored events without trusting them enough
@@ -539,7 +541,7 @@ class Hub(Application[UUID]):
         state = CustomerState()
         for record in touchpoints:
             state.apply_touchpoint(record)
-        return audit.statements(touchpoints, state, moment)
+        return told_by(touchpoints, state, moment)
 
     def _history_entry(self, notification: Any) -> dict[str, Any]:
         content, links, _ = split_chain(notification.state)

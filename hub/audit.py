@@ -1,4 +1,4 @@
-"""Audit: checking hash-chained streams and exports, and what the company had told a customer.
+"""Audit: checking hash-chained streams (exports: hub/export.py; statements: hub/statements.py).
 
 Verification is pure: it walks stored events (from the store or from an export file) and
 names every break it finds. One finding per damaged event, so a single edit is reported once
@@ -22,26 +22,31 @@ every stream's head) somewhere the database's writers cannot reach.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Notification
 
 from hub.codec import GENESIS, chain_hash, split_chain
+from hub.customer import EVENT_CLASSES
 from hub.identity import source_digest
-from hub.state import CustomerState
 from hub.store import HubRecorder
 
 REORDER_REACH = 1000  # how far from its place a moved event is looked for
+# How every stored event the hub writes begins: its chain links, then the other members.
+CLEAN_LINKS = re.compile(
+    rb'\{"_chain":\{"hash":"([0-9a-f]{64})","prev":"((?:[0-9a-f]{64})?)"\}(,|\}\Z)'
+)
+KEY_BATCH = 1000  # touchpoints whose key records are looked up in one query
+TOUCHPOINT_TOPICS = frozenset(f"hub.customer:{cls.__name__}" for cls in EVENT_CLASSES.values())
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    """One stored event as verification sees it."""
+class StoredRecord(NamedTuple):
+    """One stored event as verification sees it (a tuple: millions are made in a run)."""
 
     position: int | None
     stream: str
@@ -125,6 +130,8 @@ class StreamChecker:
         self.seen: set[str] = set()
         self.flagged: set[int] = set()  # versions already named in a break
         self.touchpoints: list[tuple[str, int, int | None]] = []  # (source key, version, pos)
+        self.versions: set[int] = set()  # every version present, for orphaned key records
+        self.guessed: dict[int, bytes] = {}  # touchpoints whose key was read off the bytes
 
     def _break(self, kind: str, record: StoredRecord | None, detail: str) -> None:
         if record is not None:
@@ -141,6 +148,9 @@ class StreamChecker:
 
     def check(self, record: StoredRecord) -> None:
         self.report.events += 1
+        self.versions.add(record.version)
+        if self._clean(record):
+            return
         try:
             content, links, canonical = split_chain(record.state)
         except orjson.JSONDecodeError as error:
@@ -200,6 +210,48 @@ class StreamChecker:
             self.touchpoints.append((key, record.version, record.position))
         self._advance(record.version, stored_hash)
 
+    def _clean(self, record: StoredRecord) -> bool:
+        """The common case, decided off the stored bytes: an event that follows its
+        predecessor and matches its hash. Anything else (or any doubt) is left to `check`.
+
+        The hub stores sorted-key JSON whose first member is `_chain`, so the bytes after
+        that member are the canonical bytes that were hashed: a match proves them unchanged
+        without re-encoding the event. A differing byte fails the match and `check` then
+        decodes and names the break exactly as it always did."""
+        state = record.state
+        links = CLEAN_LINKS.match(state)
+        if links is None:
+            return False
+        stored_hash, prev = links[1].decode(), links[2].decode()
+        canonical = b"{" + state[links.end() :] if links[3] == b"," else b"{}"
+        if (
+            record.version != self.expected_version
+            or prev != self.expected_prev
+            or (self.head is None and self.anchored)
+            or stored_hash in self.seen
+        ):
+            return False
+        header = f"{self.expected_prev}\n{self.stream}\n{record.version}\n{record.topic}\n"
+        if hashlib.sha256(header.encode() + canonical).hexdigest() != stored_hash:
+            return False
+        source = _source_off_bytes(canonical) if record.topic in TOUCHPOINT_TOPICS else None
+        if source is not None:
+            self.touchpoints.append((source_digest(*source), record.version, record.position))
+            self.guessed[record.version] = canonical
+        else:
+            try:
+                content = orjson.loads(canonical)
+            except orjson.JSONDecodeError:
+                return False
+            if is_touchpoint(record.topic, content):
+                key = source_digest(content["channel"], content["source_id"])
+                self.touchpoints.append((key, record.version, record.position))
+        self.expected_version = record.version + 1
+        self.expected_prev = stored_hash
+        self.head = (record.version, stored_hash)
+        self.seen.add(stored_hash)
+        return True
+
     def _written_as(
         self, record: StoredRecord, prev: str, canonical: bytes, stored_hash: str
     ) -> int | None:
@@ -220,13 +272,47 @@ class StreamChecker:
 
     def finish(self, keys: Callable[[list[str]], dict[str, tuple[str, int | None]]]) -> None:
         """Close the stream: check its touchpoints against the key index, seal its head."""
-        self.report.streams += 1
-        if self.head is not None:
-            self.report.seal(self.stream, self.head)
+        self.close()
         if not self.touchpoints:
             return
         found = keys([key for key, _, _ in self.touchpoints])
+        self.settle(_recorded_in(found, self.stream))
+        missing = [key for key, _, _ in self.touchpoints if key not in found]
+        if missing:
+            found.update(keys(missing))
+        self.check_keys(found)
+
+    def settle(self, matches: Callable[[str, int], bool]) -> None:
+        """Read again, with the JSON parser, each touchpoint whose key was read off the bytes
+        and does not match its record (a `source_id` inside `data` may have been read)."""
+        if not self.guessed:
+            return
+        settled = []
         for key, version, position in self.touchpoints:
+            canonical = self.guessed.get(version)
+            if canonical is not None and not matches(key, version):
+                content = orjson.loads(canonical)
+                if "channel" not in content or "source_id" not in content:
+                    continue
+                key = source_digest(content["channel"], content["source_id"])
+            settled.append((key, version, position))
+        self.touchpoints = settled
+        self.guessed = {}
+
+    def close(self) -> None:
+        """Seal the stream's head; what is left to check is its touchpoints' key records."""
+        self.report.streams += 1
+        if self.head is not None:
+            self.report.seal(self.stream, self.head)
+        self.seen = set()
+
+    def check_keys(
+        self,
+        found: dict[str, tuple[str, int | None]],
+        touchpoints: list[tuple[str, int, int | None]] | None = None,
+    ) -> None:
+        """Each touchpoint must have the source-key record the hub wrote with it."""
+        for key, version, position in self.touchpoints if touchpoints is None else touchpoints:
             if version in self.flagged:
                 continue
             row = found.get(key)
@@ -239,6 +325,31 @@ class StreamChecker:
                 )
 
 
+def _recorded_in(
+    found: dict[str, tuple[str, int | None]], stream: str
+) -> Callable[[str, int], bool]:
+    def recorded(key: str, version: int) -> bool:
+        return found.get(key) == (stream, version)
+
+    return recorded
+
+
+def _source_off_bytes(canonical: bytes) -> tuple[str, str] | None:
+    """A touchpoint's channel and source id, read off its canonical bytes without decoding
+    it: the first `"channel":"` is the top-level key (only `_personal` and `actor` sort before
+    it); the first `"source_id":"` is checked against the key record, and read again by the
+    parser if it does not match (`settle`). Escaped values are left to the parser."""
+    at = canonical.find(b'"channel":"')
+    start = canonical.find(b'"source_id":"')
+    if at < 0 or start < 0:
+        return None
+    channel = canonical[at + 11 : canonical.find(b'"', at + 11)]
+    source = canonical[start + 13 : canonical.find(b'"', start + 13)]
+    if b"\\" in channel or b"\\" in source:
+        return None
+    return channel.decode(), source.decode()
+
+
 def _versions(low: int, high: int) -> str:
     return f"version {low}" if low == high else f"versions {low}-{high}"
 
@@ -248,18 +359,121 @@ def verify_streams(
     keys: Callable[[list[str]], dict[str, tuple[str, int | None]]],
     report: Report | None = None,
 ) -> Report:
-    """Verify events given stream by stream, each in version order."""
+    """Verify events given stream by stream, each in version order.
+
+    The key records of many streams are looked up at once (one query per ~1,000 touchpoints,
+    not one per stream): finished streams wait in `pending` until then."""
     report = report or Report()
+    checker: StreamChecker | None = None
+    pending: list[StreamChecker] = []
+    waiting = 0
+
+    def flush() -> None:
+        found = keys([key for c in pending for key, _, _ in c.touchpoints])
+        for closed in pending:
+            closed.settle(_recorded_in(found, closed.stream))
+        missing = [key for c in pending for key, _, _ in c.touchpoints if key not in found]
+        if missing:
+            found.update(keys(missing))
+        for closed in pending:
+            closed.check_keys(found)
+        pending.clear()
+
+    for record in records:
+        if checker is None or checker.stream != record.stream:
+            if checker is not None:
+                checker.close()
+                if checker.touchpoints:
+                    pending.append(checker)
+                    waiting += len(checker.touchpoints)
+                    if waiting >= KEY_BATCH:
+                        flush()
+                        waiting = 0
+            checker = StreamChecker(record.stream, report)
+        checker.check(record)
+    if checker is not None:
+        checker.close()
+        pending.append(checker)
+    if any(c.touchpoints for c in pending):
+        flush()
+    return report
+
+
+def verify_all(
+    records: Iterable[StoredRecord],
+    key_rows: Iterable[tuple[str, int, str]],
+    keys: Callable[[list[str]], dict[str, tuple[str, int | None]]],
+    report: Report | None = None,
+) -> Report:
+    """Verify every stream and every source-key record of a store in one pass.
+
+    Events come stream by stream and key records (owner, version, key) in the same order, so
+    each stream's key records are merged in as the stream closes: no query per stream, and
+    orphaned key records (their event removed) fall out of the same merge. Only a touchpoint
+    whose record does not match is looked up, to name what its key points at instead."""
+    report = report or Report()
+    rows = _KeyRows(iter(key_rows))
     checker: StreamChecker | None = None
     for record in records:
         if checker is None or checker.stream != record.stream:
             if checker is not None:
-                checker.finish(keys)
+                _close_with_keys(checker, rows, keys)
             checker = StreamChecker(record.stream, report)
         checker.check(record)
     if checker is not None:
-        checker.finish(keys)
+        _close_with_keys(checker, rows, keys)
+    orphan_breaks(((key, owner, version) for owner, version, key in rows.rest()), report)
     return report
+
+
+class _KeyRows:
+    """Key records in stream order, taken a stream at a time."""
+
+    def __init__(self, rows: Iterator[tuple[str, int, str]]):
+        self.rows = rows
+        self.next = next(rows, None)
+
+    def upto(self, stream: str) -> tuple[list[tuple[str, str, int]], dict[int, str]]:
+        """Records of streams before `stream` (which has no events), and its own by version."""
+        before: list[tuple[str, str, int]] = []
+        mine: dict[int, str] = {}
+        while self.next is not None and self.next[0] <= stream:
+            owner, version, key = self.next
+            if owner == stream:
+                mine[version] = key
+            else:
+                before.append((key, owner, version))
+            self.next = next(self.rows, None)
+        return before, mine
+
+    def rest(self) -> Iterator[tuple[str, int, str]]:
+        while self.next is not None:
+            yield self.next
+            self.next = next(self.rows, None)
+
+
+def _close_with_keys(
+    checker: StreamChecker,
+    rows: _KeyRows,
+    keys: Callable[[list[str]], dict[str, tuple[str, int | None]]],
+) -> None:
+    checker.close()
+    report, stream = checker.report, checker.stream
+    before, mine = rows.upto(stream)
+    orphan_breaks(before, report)
+    checker.settle(lambda key, version: mine.get(version) == key)
+    wrong = [t for t in checker.touchpoints if mine.get(t[1]) != t[0]]
+    if wrong:
+        checker.check_keys(keys([key for key, _, _ in wrong]), wrong)
+    orphan_breaks(
+        (
+            (key, stream, version)
+            for version, key in mine.items()
+            if version not in checker.versions
+        ),
+        report,
+    )
+    checker.versions = set()
 
 
 def orphan_breaks(orphans: Iterable[tuple[str, str, int]], report: Report) -> None:
@@ -276,194 +490,6 @@ def orphan_breaks(orphans: Iterable[tuple[str, str, int]], report: Report) -> No
                 f"a source key was recorded at version {version}, but that event is gone",
             )
         )
-
-
-# -- exports -------------------------------------------------------------------------------
-
-
-def export_line(position: int, stream: str, version: int, topic: str, state: bytes) -> bytes:
-    """One line of an export: the stored event as it is, with what an auditor reads off it."""
-    content, links, _ = split_chain(state)
-    doc: dict[str, Any] = {
-        "position": position,
-        "customer_id": stream,
-        "version": version,
-        "topic": topic,
-        "recorded_at": content.get("timestamp"),
-        "hash": links.get("hash") if links else None,
-        "prev_hash": links.get("prev") if links else None,
-        "stored": orjson.Fragment(state),
-    }
-    if is_touchpoint(topic, content):
-        doc["source"] = {"channel": content["channel"], "id": content["source_id"]}
-    return orjson.dumps(doc) + b"\n"
-
-
-class ExportWriter:
-    """Writes export lines and, at the end, a trailer sealing every byte written."""
-
-    def __init__(self, write: Callable[[bytes], Any]):
-        self.write = write
-        self.digest = hashlib.sha256()
-        self.lines = 0
-
-    def add(self, line: bytes) -> None:
-        self.digest.update(line)
-        self.lines += 1
-        self.write(line)
-
-    def close(self) -> None:
-        trailer = {"export": {"lines": self.lines, "sha256": self.digest.hexdigest()}}
-        self.write(orjson.dumps(trailer) + b"\n")
-
-
-def verify_export(lines: Iterator[bytes]) -> Report:
-    """Verify an export file offline: every chain, every line's fields, and the trailer."""
-    report = Report()
-    checkers: dict[str, StreamChecker] = {}
-    digest = hashlib.sha256()
-    count = 0
-    last_position = 0
-    trailer: dict[str, Any] | None = None
-    for number, line in enumerate(lines, start=1):
-        if trailer is not None:
-            report.breaks.append(Break("edited", "", None, None, f"line {number} after trailer"))
-            break
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError as error:
-            report.breaks.append(Break("unreadable", "", None, None, f"line {number}: {error}"))
-            digest.update(line)
-            count += 1
-            continue
-        if isinstance(doc, dict) and set(doc) == {"export"}:
-            trailer = doc["export"]
-            continue
-        digest.update(line)
-        count += 1
-        _check_export_line(number, doc, line, last_position, report, checkers)
-        if isinstance(doc, dict) and isinstance(doc.get("position"), int):
-            last_position = doc["position"]
-    for checker in checkers.values():
-        checker.report.streams += 1
-        if checker.head is not None:
-            report.seal(checker.stream, checker.head)
-    if trailer is None:
-        report.breaks.append(Break("removed", "", None, None, "the export has no trailer"))
-    elif trailer.get("lines") != count or trailer.get("sha256") != digest.hexdigest():
-        report.breaks.append(
-            Break(
-                "edited",
-                "",
-                None,
-                None,
-                f"the trailer seals {trailer.get('lines')} lines with another digest than "
-                f"the {count} lines present",
-            )
-        )
-    return report
-
-
-def _check_export_line(
-    number: int,
-    doc: Any,
-    line: bytes,
-    last_position: int,
-    report: Report,
-    checkers: dict[str, StreamChecker],
-) -> None:
-    try:
-        stream, version, topic = str(doc["customer_id"]), int(doc["version"]), str(doc["topic"])
-        position = int(doc["position"])
-        stored = orjson.dumps(doc["stored"], option=orjson.OPT_SORT_KEYS)
-    except (KeyError, TypeError, ValueError) as error:
-        report.breaks.append(Break("unreadable", "", None, None, f"line {number}: {error!r}"))
-        return
-    if position <= last_position:
-        report.breaks.append(
-            Break("reordered", stream, version, position, f"line {number} is out of log order")
-        )
-    checker = checkers.setdefault(stream, StreamChecker(stream, report, anchored=True))
-    record = StoredRecord(position, stream, version, topic, stored)
-    checker.check(record)
-    content, links, _ = split_chain(stored)
-    derived = {
-        "recorded_at": content.get("timestamp"),
-        "hash": links.get("hash") if links else None,
-        "prev_hash": links.get("prev") if links else None,
-    }
-    for name, value in derived.items():
-        if doc.get(name) != value:
-            report.breaks.append(
-                Break("edited", stream, version, position, f"line {number}: `{name}` edited")
-            )
-
-
-# -- statements ----------------------------------------------------------------------------
-
-
-def statements(
-    records: Iterable[dict[str, Any]], state: CustomerState, as_of: datetime
-) -> list[dict[str, Any]]:
-    """Every claim and promise the company had told the customer by `as_of`, with its status.
-
-    `records` are the customer's touchpoints recorded by then (oldest first); `state` the
-    customer's state replayed to that moment (it knows which claims facts have overtaken).
-    """
-    told: list[dict[str, Any]] = []
-    latest: dict[str, dict[str, Any]] = {}
-    for record in records:
-        base = {
-            "touchpoint_id": record["touchpoint_id"],
-            "type": record["type"],
-            "channel": record["channel"],
-            "actor": record.get("actor"),
-            "occurred_at": record["occurred_at"],
-            "recorded_at": record["recorded_at"],
-        }
-        for subject in record.get("supersedes", ()):
-            if subject in latest:
-                latest[subject].update(
-                    status="superseded",
-                    superseded_by=record["touchpoint_id"],
-                    correction_reason=record.get("correction_reason"),
-                )
-        for claim in record.get("claims", ()):
-            earlier = latest.get(claim["subject"])
-            if earlier is not None and earlier["status"] == "in force":
-                earlier["status"] = "replaced by a later claim"
-            statement = {
-                **base,
-                "kind": "claim",
-                "subject": claim["subject"],
-                "value": claim["value"],
-                "valid_until": claim.get("valid_until"),
-                "status": "in force",
-            }
-            latest[claim["subject"]] = statement
-            told.append(statement)
-        if record["type"] == "promise.made":
-            promise_id = record["data"]["promise_id"]
-            kept = state.promises.get(promise_id, {}).get("kept", False)
-            told.append(
-                {
-                    **base,
-                    "kind": "promise",
-                    "subject": f"promise:{promise_id}",
-                    "value": record["data"].get("what"),
-                    "due": record["data"].get("due"),
-                    "status": "kept" if kept else "open",
-                }
-            )
-    for subject, statement in latest.items():
-        current = state.claims.get(subject)
-        if statement["status"] != "in force" or current is None:
-            continue
-        if current.overtaken_by:
-            statement.update(status="overtaken by a fact", overtaken_by=current.overtaken_by)
-        elif not current.in_force_at(as_of):
-            statement["status"] = "expired"
-    return told
 
 
 # -- over a store --------------------------------------------------------------------------
@@ -508,51 +534,11 @@ def verify_store(store: HubRecorder, streams: list[UUID] | None = None, page: in
         for stream in streams:
             orphan_breaks(store.orphan_keys(str(stream)), report)
         return report
-    verify_streams(_scan(store, page), store.lookup_keys, report)
-    orphan_breaks(store.orphan_keys(), report)
-    return report
+    keys = (row for rows in store.scan_source_keys(page) for row in rows)
+    return verify_all(_scan(store, page), keys, store.lookup_keys, report)
 
 
 def _scan(store: HubRecorder, page: int) -> Iterator[StoredRecord]:
-    after: tuple[str, int] | None = None
-    while True:
-        notifications = store.scan_streams(after, page)
-        for notification in notifications:
-            yield _record(notification)
-        if len(notifications) < page:
-            return
-        last = notifications[-1]
-        after = (str(last.originator_id), last.originator_version)
-
-
-def export_store(
-    store: HubRecorder,
-    write: Callable[[bytes], Any],
-    streams: list[UUID] | None = None,
-    since: int = 0,
-    page: int = 1000,
-) -> int:
-    """Write the log (or the given streams) after position `since`, in log order; a count."""
-    writer = ExportWriter(write)
-    if streams is not None:
-        chosen = sorted(
-            (n for stream in streams for n in store.stream(stream) if n.id > since),
-            key=lambda n: n.id,
-        )
-        for n in chosen:
-            writer.add(
-                export_line(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
-            )
-    else:
-        start = since + 1
-        while True:
-            notifications = store.select_notifications(start, page)
-            for n in notifications:
-                writer.add(
-                    export_line(n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
-                )
-            if len(notifications) < page:
-                break
-            start = notifications[-1].id + 1
-    writer.close()
-    return writer.lines
+    make = StoredRecord._make
+    for rows in store.scan_rows(page):
+        yield from map(make, rows)

@@ -98,6 +98,8 @@ def _text_conflicts(base: Path, conflicts: Any) -> list[Path]:
             continue
         if isinstance(conflict.get("attempted"), str):
             found.append((*base, i, "attempted"))
+        if isinstance(conflict.get("detail"), str):  # the explanation quotes both values
+            found.append((*base, i, "detail"))
         earlier = conflict.get("earlier")
         if isinstance(earlier, dict) and isinstance(earlier.get("value"), str):
             found.append((*base, i, "earlier", "value"))

@@ -24,6 +24,7 @@ from projections.analytics import Analytics
 from projections.base import Event, View, decode, norm_time
 from projections.claims import Claims
 from projections.conflicts import Conflicts
+from projections.erasure import erased_in, scrub
 from projections.open_items import OpenItems
 from projections.profile import Profile
 from projections.sla import SlaPolicy
@@ -136,12 +137,17 @@ class Projections:
             if self.postgres:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
             current = self._positions(tx)
+            applied = []
             for view in self.views:
                 at = current[view.name]
                 if at >= last or at < start:
                     continue  # another runner got here first, or the view was just rebuilt
                 view.apply(tx, [e for e in events if e.position > at])
                 self.recorder.record_tracking(tx, view.name, last)
+                applied.append(view)
+            erased = erased_in(events)
+            if erased and applied:
+                scrub(self.hub, tx, applied, erased, last)
         with self._progress:
             self._progress.notify_all()
         return len(page)
@@ -245,6 +251,10 @@ class Projections:
                     events[event.position] = event
                     if event.kind == "absorbed":
                         todo.append(event.doc["other_id"])
+                    elif event.kind == "merged_into":
+                        # the survivor's touchpoints change this stream's rows (an answer
+                        # closes a merged-away customer's item): replay its group too
+                        todo.append(event.doc["survivor_id"])
         ordered = [events[p] for p in sorted(events)]
         with scratch(self.tables) as tx:
             for view in self.views:

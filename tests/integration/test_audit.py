@@ -14,8 +14,8 @@ import pytest
 
 from api.cli import main
 from hub.app import Hub
-from hub.audit import verify_export
 from hub.codec import CHAIN, chain_hash, dumps
+from hub.export import verify_export
 from tests.factories import money, touchpoint
 from tests.stores import RawStore, cli_env
 
@@ -71,7 +71,7 @@ def test_edited_payload_is_named(
     hub: Hub, raw: RawStore, store_env: dict[str, str], monkeypatch: Any, capsys: Any
 ) -> None:
     customer = five_calls(hub)
-    state = raw.state(customer, 3).replace(b"\"duration_s\":61", b"\"duration_s\":69")
+    state = raw.state(customer, 3).replace(b'"duration_s":61', b'"duration_s":69')
     raw.execute(
         "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
         (state, raw.stream_id(customer)),
@@ -91,6 +91,50 @@ def test_removed_event_is_named(hub: Hub, raw: RawStore) -> None:
     report = hub.verify(customer)
     assert kinds(report) == [("removed", 3)]
     assert "version 2 missing" in report.breaks[0].detail  # the first call
+
+
+def test_removed_event_is_named_once_by_the_whole_store_check(hub: Hub, raw: RawStore) -> None:
+    customer = five_calls(hub)
+    five_calls(hub, "grace@example.com")
+    raw.execute(
+        "DELETE FROM {events} WHERE originator_id = {p} AND originator_version = 2",
+        (raw.stream_id(customer),),
+    )
+    report = hub.verify()
+    assert [(b.kind, b.stream, b.version) for b in report.breaks] == [("removed", customer, 3)]
+
+
+def test_a_stream_removed_whole_is_named_by_its_source_keys(hub: Hub, raw: RawStore) -> None:
+    customer = five_calls(hub)
+    other = five_calls(hub, "grace@example.com")
+    raw.execute("DELETE FROM {events} WHERE originator_id = {p}", (raw.stream_id(customer),))
+    report = hub.verify()
+    assert sorted((b.kind, b.stream, b.version) for b in report.breaks) == [
+        ("removed", customer, version) for version in range(2, 7)
+    ]
+    assert hub.verify(other).ok
+
+
+def test_an_event_rewritten_in_other_bytes_with_the_same_content_still_verifies(
+    hub: Hub, raw: RawStore
+) -> None:
+    # Hashes are over canonical bytes: re-encoding (spacing, key order) is no edit, and a
+    # check reading the stored bytes directly must not call it one.
+    customer = five_calls(hub)
+    content = orjson.loads(raw.state(customer, 3))
+    respaced = orjson.dumps(dict(reversed(list(content.items()))), option=orjson.OPT_INDENT_2)
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
+        (respaced, raw.stream_id(customer)),
+    )
+    assert hub.verify().ok and hub.verify(customer).ok
+    edited = respaced.replace(b'"duration_s": 61', b'"duration_s": 69')
+    assert edited != respaced
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 3",
+        (edited, raw.stream_id(customer)),
+    )
+    assert kinds(hub.verify()) == [("edited", 3)]
 
 
 def test_removed_last_event_is_named_by_its_source_key(hub: Hub, raw: RawStore) -> None:
@@ -151,6 +195,31 @@ def test_forged_event_with_a_recomputed_chain_is_named(hub: Hub, raw: RawStore) 
     assert "no source-key record" in report.breaks[0].detail
 
 
+def test_a_source_id_nested_before_the_top_level_one_does_not_mislead_the_check(
+    hub: Hub, raw: RawStore
+) -> None:
+    # The check reads a touchpoint's source key off its bytes; a `source_id` nested in a
+    # member that sorts first must not be taken for it (the event below is consistent: its
+    # hash recomputed, its key record the hub's).
+    customer = five_calls(hub)
+    head = orjson.loads(raw.state(customer, 6))
+    ((topic,),) = raw.execute(
+        "SELECT topic FROM {events} WHERE originator_id = {p} AND originator_version = 6",
+        (raw.stream_id(customer),),
+    )
+    content = {k: v for k, v in head.items() if k != CHAIN}
+    content["claims"] = [{"source_id": "decoy", "subject": "answer:x", "value": "yes"}]
+    prev = head[CHAIN]["prev"]
+    content[CHAIN] = {"prev": prev, "hash": chain_hash(prev, customer, 6, topic, dumps(content))}
+    raw.execute(
+        "UPDATE {events} SET state = {p} WHERE originator_id = {p} AND originator_version = 6",
+        (dumps(content), raw.stream_id(customer)),
+    )
+    assert b'"source_id":"decoy"' in raw.state(customer, 6)
+    assert hub.verify().ok, hub.verify().as_dict()
+    assert hub.verify(customer).ok
+
+
 def test_export_round_trips_through_offline_verification(hub: Hub) -> None:
     first = five_calls(hub)
     five_calls(hub, "grace@example.com")
@@ -179,7 +248,7 @@ def test_export_since_a_position_holds_only_later_events_and_verifies(hub: Hub) 
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [(b"\"duration_s\":63", b"\"duration_s\":68"), (b'"version":2', b'"version":3')],
+    [(b'"duration_s":63', b'"duration_s":68'), (b'"version":2', b'"version":3')],
 )
 def test_export_edited_by_one_byte_fails(hub: Hub, old: bytes, new: bytes) -> None:
     five_calls(hub)
@@ -224,3 +293,26 @@ def test_statements_as_of_show_what_had_been_told_then(hub: Hub) -> None:
         (money("18.00"), "in force"),
     ]
     assert now[0]["correction_reason"] == "pricing error"
+
+
+def test_a_verification_pausing_between_pages_outlives_the_idle_timeout(
+    store_env: dict[str, str],
+) -> None:
+    # The library ends a transaction idle for POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
+    # a verification of millions of events pauses longer than that between two pages.
+    hub = Hub({**store_env, "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "1"})
+    pause = 0.0 if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite" else 1.3
+    try:
+        five_calls(hub)
+        five_calls(hub, "grace@example.com")
+        events, keys = 0, 0
+        for rows in hub.store.scan_rows(6):
+            events += len(rows)
+            time.sleep(pause)
+        for key_rows in hub.store.scan_source_keys(6):
+            keys += len(key_rows)
+            time.sleep(pause)
+        assert (events, keys) == (12, 10)
+        assert hub.verify().ok
+    finally:
+        hub.close()

@@ -1,5 +1,6 @@
 """Erasure by crypto-shredding, on both stores: the personal values are gone from every
-table, the chain still verifies, the identity no longer resolves, the shape stays."""
+table (the read models too), the chain still verifies, the identity no longer resolves, the
+shape stays."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from typing import Any
 import pytest
 
 from hub.app import Hub
-from hub.errors import AmbiguousIdentity, CustomerErased
+from hub.errors import AmbiguousIdentity, ConflictError, CustomerErased
 from hub.identity import identity_key
 from hub.shred import ERASED
+from projections import reads
+from projections.replay import check_projections
+from projections.runner import Projections
 from tests.factories import touchpoint
 from tests.stores import RawStore
 
@@ -149,3 +153,36 @@ def test_erasing_a_survivor_erases_the_customers_merged_into_it(hub: Hub) -> Non
     assert sorted(result["erased"]) == sorted([customer, other])
     assert hub.find_customer(identity_key("email", "second.address@example.org")) is None
     assert hub.verify().ok
+
+
+def test_erasure_reaches_the_read_models_projected_before_it(hub: Hub, raw: RawStore) -> None:
+    views = Projections(hub, page_size=2)
+    customer = fill(hub)
+    other = hub.record(
+        touchpoint(customer={"email": "second.address@example.org"}, data={"summary": "hi"})
+    ).customer_id
+    hub.merge(customer, other)
+    with pytest.raises(ConflictError):  # a rejected attempt, kept in the conflicts view
+        hub.record(
+            touchpoint(
+                customer={"id": customer},
+                data={"summary": "Erika asked for the special price again"},
+                claims=[{"subject": "answer:offer", "value": "no special price for Erika"}],
+            )
+        )
+    views.catch_up()
+    secrets = [*SECRETS, "second.address@example.org", "Erika asked for the special price"]
+    assert [s for s in secrets if s in everything_stored(raw)] != []  # the views had them
+    counts_before = views.read(lambda tx: tx.execute("SELECT * FROM {s}view_analytics_counts"))
+    hub.erase(customer)
+    views.catch_up()
+    assert [s for s in secrets if s in everything_stored(raw)] == []
+    profile = views.read(lambda tx: reads.read_profile(tx, customer))
+    assert profile["erased"] is True
+    assert profile["touchpoints"] == 3
+    timeline = views.read(lambda tx: reads.read_timeline(tx, customer))
+    assert len(timeline["entries"]) == 3
+    counts_after = views.read(lambda tx: tx.execute("SELECT * FROM {s}view_analytics_counts"))
+    assert counts_after == counts_before  # the shape (and every count) stays
+    assert hub.verify().ok
+    assert check_projections(views).ok
