@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError, Transcoder
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, Recording, Transcoder
 from eventsourcing.utils import EnvType
 
 from hub import audit
+from hub.cache import AggregateCache
 from hub.codec import HubMapper, OrjsonTranscoder, split_chain
 from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
 from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
@@ -42,6 +43,7 @@ from hub.state import CustomerState
 from hub.store import HubRecorder, KeyRow
 
 MAX_ATTEMPTS = 60
+DEFAULT_CACHE_SIZE = 10_000
 RECORDERS = {
     "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
     "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
@@ -117,7 +119,10 @@ class _Batch:
 
     def customer(self, customer_id: str, field: str | None = None) -> Customer:
         if customer_id not in self.customers:
-            self.customers[customer_id] = self.hub.load_customer(customer_id, field)
+            loaded = self.hub.load_customers([customer_id])
+            if customer_id not in loaded:
+                raise CustomerNotFound(customer_id, field)
+            self.customers.update(loaded)
         return self.customers[customer_id]
 
     def prefetch(self, customer_ids: Iterable[str]) -> None:
@@ -151,6 +156,12 @@ class _Batch:
         for other_id in customer.merged_from:
             combined.absorb(self.customer(other_id).state)
         return combined
+
+    def release(self) -> None:
+        """Hand the customers back to the cache: committed, or only read."""
+        self.hub.cache.put(
+            c for c in self.customers.values() if not c.pending_events and not c.erased
+        )
 
     def aggregates(self) -> list[Any]:
         """The aggregates with events to save (the library inspects each one it is given)."""
@@ -188,6 +199,9 @@ class Hub(Application[UUID]):
         cast(HubMapper, self.mapper).lookup = self._stored_hash
         self.shredder = Shredder(self.store.customer_keys)
         cast(HubMapper, self.mapper).shredder = self.shredder
+        self.cache: AggregateCache[Customer] = AggregateCache(
+            int(self.env.get("AGGREGATE_CACHE_SIZE", str(DEFAULT_CACHE_SIZE)))
+        )
         self._commit_listeners: list[Callable[[int], None]] = []
 
     # -- construction: the library's hooks ------------------------------------------------
@@ -216,6 +230,27 @@ class Hub(Application[UUID]):
         """Call `listener(position)` after each commit of this process (wakes followers)."""
         self._commit_listeners.append(listener)
 
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # The chain heads travel with the aggregates: a cached customer's next event links
+        # to the hash it holds, with no read of the store; they are updated after the commit.
+        mapper = cast(HubMapper, self.mapper)
+        mapper.discard_heads()
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            head = getattr(aggregate, "chain_head", None)
+            if head is not None and head[0] == event.originator_version - 1:
+                mapper.expect_head(event.originator_id, *head)
+        try:
+            recordings = super()._record(processing_event)
+        except BaseException:
+            mapper.discard_heads()
+            raise
+        heads = mapper.commit_heads()
+        for originator_id, aggregate in processing_event.aggregates.items():
+            if isinstance(aggregate, Customer) and originator_id in heads:
+                aggregate.chain_head = heads[originator_id]
+        return recordings
+
     def _notify(self, recordings: list[Any]) -> None:
         if recordings and self._commit_listeners:
             position = max(r.notification.id for r in recordings)
@@ -234,30 +269,37 @@ class Hub(Application[UUID]):
         return customer
 
     def load_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
-        """The customers among `customer_ids`, read in one query; unknown ids are left out."""
-        streams = set()
+        """The customers among `customer_ids`, current as of now; unknown ids are left out.
+
+        Cached customers are taken out of the cache (the caller puts them back once its
+        batch committed, `_Batch.release`) and brought up to date with the events after
+        their cached version, in the one query that reads the others' whole streams.
+        """
+        streams: dict[str, UUID] = {}
         for customer_id in customer_ids:
             try:
-                streams.add(UUID(customer_id))
+                streams[customer_id] = UUID(customer_id)
             except ValueError:
                 continue
-        if self.repository.cache is not None or self.repository.snapshot_store is not None:
-            # The library's own path knows its cache and snapshots: one read per customer.
-            found = {}
-            for stream in streams:
-                try:
-                    found[str(stream)] = self.load_customer(str(stream))
-                except CustomerNotFound:
-                    continue
-            return found
+        cached = self.cache.take(streams)
+        after = {
+            stream: cached[cid].version if cid in cached else 0 for cid, stream in streams.items()
+        }
+        stored = self.store.select_streams(after)
+        mapper = cast(HubMapper, self.mapper)
         customers = {}
-        for stream, stored_events in self.store.select_streams(streams).items():
-            aggregate = None
-            for stored_event in stored_events:
-                domain_event: Any = self.mapper.to_domain_event(stored_event)
+        for customer_id, stream in streams.items():
+            aggregate: Any = cached.get(customer_id)
+            new_events = stored.get(stream, ())
+            for stored_event in new_events:
+                domain_event: Any = mapper.to_domain_event(stored_event)
                 aggregate = domain_event.mutate(aggregate)
-            if isinstance(aggregate, Customer):
-                customers[str(stream)] = aggregate
+            if not isinstance(aggregate, Customer):
+                continue
+            if new_events:
+                head = mapper.head(stream)
+                aggregate.chain_head = head if head and head[0] == aggregate.version else None
+            customers[customer_id] = aggregate
         return customers
 
     def find_customer(self, identity: str) -> str | None:
@@ -265,7 +307,11 @@ class Hub(Application[UUID]):
         owner = self.store.lookup_keys([identity_digest(identity)]).get(identity_digest(identity))
         if owner is None:
             return None
-        return str(_Batch(self, {}).survivor(owner[0]).id)
+        batch = _Batch(self, {})
+        try:
+            return str(batch.survivor(owner[0]).id)
+        finally:
+            batch.release()
 
     # -- proposing ------------------------------------------------------------------------
 
@@ -311,11 +357,14 @@ class Hub(Application[UUID]):
         """Dry run: the conflicts the touchpoint would cause now; records nothing."""
         proposal = self.propose(envelope)
         batch = _Batch(self, self.store.lookup_keys(map(identity_digest, proposal.identities)))
-        target, _ = self._target(proposal, batch)
-        if target is not None and target.erased:
-            raise CustomerErased(str(target.id))
-        state = batch.state_of(target) if target else CustomerState()
-        conflicts = conflicts_of(state, proposal)
+        try:
+            target, _ = self._target(proposal, batch)
+            if target is not None and target.erased:
+                raise CustomerErased(str(target.id))
+            state = batch.state_of(target) if target else CustomerState()
+            conflicts = conflicts_of(state, proposal)
+        finally:
+            batch.release()
         return CheckResult(not conflicts, conflicts, str(target.id) if target else None)
 
     def _decide_and_save(self, proposals: list[Proposal | HubError], mode: str) -> list[Outcome]:
@@ -358,6 +407,9 @@ class Hub(Application[UUID]):
             self.shredder.keys(batch.key_owners(), create=True)
             for recording in self.save(*aggregates, hub_keys=batch.keys):
                 positions[id(recording.domain_event)] = recording.notification.id
+        # Committed (or nothing to write): the customers are current, keep them for next time.
+        # A batch that raised never gets here, so a lost race leaves nothing stale behind.
+        batch.release()
         earlier = self.store.positions(
             (d.customer_id, d.version) for d in decided if isinstance(d, _Earlier)
         )

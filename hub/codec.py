@@ -72,6 +72,9 @@ class HubMapper(Mapper[UUID]):
 
     The mapper remembers the last hash it saw per stream; when a write follows a version it
     has not seen (another process wrote it), `lookup` reads that event's hash from the store.
+    Hashes of events being written are kept per thread until their transaction commits
+    (`commit_heads`); a write that failed (`discard_heads`) must not leave its hash behind as
+    a stream's head, or the next write would link to an event that is not in the store.
     """
 
     def __init__(self, transcoder: Transcoder, heads_maxsize: int = 100_000):
@@ -81,6 +84,13 @@ class HubMapper(Mapper[UUID]):
         self._heads: OrderedDict[UUID, tuple[int, str]] = OrderedDict()
         self._heads_maxsize = heads_maxsize
         self._lock = threading.Lock()
+        self._writing = threading.local()
+
+    def _pending(self) -> dict[UUID, tuple[int, str]]:
+        pending: dict[UUID, tuple[int, str]] | None = getattr(self._writing, "heads", None)
+        if pending is None:
+            pending = self._writing.heads = {}
+        return pending
 
     def _remember(self, originator_id: UUID, version: int, digest: str) -> None:
         with self._lock:
@@ -89,11 +99,37 @@ class HubMapper(Mapper[UUID]):
             if len(self._heads) > self._heads_maxsize:
                 self._heads.popitem(last=False)
 
+    def head(self, originator_id: UUID) -> tuple[int, str] | None:
+        """The (version, hash) of the stream's last event this process read or wrote."""
+        with self._lock:
+            return self._heads.get(originator_id)
+
+    def expect_head(self, originator_id: UUID, version: int, digest: str) -> None:
+        """The hash the next write to this stream (in this thread) follows, if at `version`."""
+        self._pending().setdefault(originator_id, (version, digest))
+
+    def commit_heads(self) -> dict[UUID, tuple[int, str]]:
+        """The writes of this thread committed: their hashes are now the streams' heads."""
+        pending = self._pending()
+        self._writing.heads = {}
+        with self._lock:
+            for originator_id, head in pending.items():
+                self._heads[originator_id] = head
+                self._heads.move_to_end(originator_id)
+            while len(self._heads) > self._heads_maxsize:
+                self._heads.popitem(last=False)
+        return pending
+
+    def discard_heads(self) -> None:
+        self._writing.heads = {}
+
     def _prev_hash(self, originator_id: UUID, version: int) -> str:
         if version <= 1:
             return GENESIS
-        with self._lock:
-            head = self._heads.get(originator_id)
+        head = self._pending().get(originator_id)
+        if head is None or head[0] != version - 1:
+            with self._lock:
+                head = self._heads.get(originator_id)
         if head is not None and head[0] == version - 1:
             return head[1]
         assert self.lookup is not None, "HubMapper.lookup is not set"
@@ -112,7 +148,7 @@ class HubMapper(Mapper[UUID]):
         prev = self._prev_hash(originator_id, version)
         digest = chain_hash(prev, str(originator_id), version, topic, canonical)
         state[CHAIN] = {"prev": prev, "hash": digest}
-        self._remember(originator_id, version, digest)
+        self._pending()[originator_id] = (version, digest)
         return StoredEvent(originator_id, version, topic, self.transcoder.encode(state))
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:

@@ -23,6 +23,9 @@ class Customer(Aggregate):
         self.merged_into: str | None = None
         self.merged_from: list[str] = []
         self.erased = False
+        # (version, hash) of the stream's last stored event: where the next event's chain
+        # link points (hub/codec.py). Not state of the domain: kept by the application.
+        self.chain_head: tuple[int, str] | None = None
 
     def record(self, kind: TouchpointType, **fields: Any) -> Touchpoint:
         """Append a touchpoint of the given type; returns the pending event."""

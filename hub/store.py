@@ -9,7 +9,7 @@ second customer for one identity, across threads and processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -34,7 +34,7 @@ class HubRecorder(Protocol):
 
     def stream(self, originator_id: UUID) -> list[Notification]: ...
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]: ...
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
@@ -160,19 +160,19 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of many streams at once, each stream in version order."""
-        wanted = [i.hex for i in set(originator_ids)]
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams after a version each (0: all), in version order."""
+        wanted = list(after.items())
         found: dict[UUID, list[StoredEvent]] = {}
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for start in range(0, len(wanted), 400):
+                chunk = wanted[start : start + 400]
+                pairs = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in chunk)
                 c.execute(
                     "SELECT originator_id, originator_version, topic, state "
-                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                    f"FROM {self.events_table_name} WHERE {pairs} "
                     "ORDER BY originator_id, originator_version",
-                    chunk,
+                    [value for stream, version in chunk for value in (stream.hex, version)],
                 )
                 for row in c.fetchall():
                     stream = UUID(row["originator_id"])
@@ -264,8 +264,10 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             "ON e.originator_id = w.id AND e.originator_version = w.v"
         ).format(schema=schema, events=events)
         self._select_streams = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
-            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM {schema}.{events} e JOIN unnest(%b::uuid[], %b::bigint[]) AS w(id, v) "
+            "ON e.originator_id = w.id AND e.originator_version > w.v "
+            "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, events=events)
         self._select_stream = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -312,9 +314,9 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 prepare=False,
             )
             curs.execute(
-                SQL(
-                    "DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL"
-                ).format(schema=schema, keys=self.keys_table),
+                SQL("DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL").format(
+                    schema=schema, keys=self.keys_table
+                ),
                 (erased,),
                 prepare=False,
             )
@@ -398,14 +400,13 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of many streams at once, each stream in version order."""
-        wanted = list(set(originator_ids))
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams after a version each (0: all), in version order."""
         found: dict[UUID, list[StoredEvent]] = {}
-        if not wanted:
+        if not after:
             return found
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self._select_streams, (wanted,), binary=True)
+            curs.execute(self._select_streams, (list(after), list(after.values())), binary=True)
             for stream, version, topic, state in curs.fetchall():
                 found.setdefault(stream, []).append(StoredEvent(stream, version, topic, state))
         return found
