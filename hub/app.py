@@ -38,7 +38,7 @@ from hub.errors import (
 )
 from hub.identity import identity_digest, source_digest
 from hub.rules import conflicts_of
-from hub.shred import Shredder
+from hub.shred import Shredder, new_key
 from hub.state import CustomerState
 from hub.store import HubRecorder, KeyRow
 
@@ -116,6 +116,7 @@ class _Batch:
         self.created: list[Any] = []
         self.keys: list[KeyRow] = []
         self.sources: dict[str, _Pending] = {}
+        self.new: dict[str, bytes] = {}  # customers created by this batch, and their keys
 
     def customer(self, customer_id: str, field: str | None = None) -> Customer:
         if customer_id not in self.customers:
@@ -168,14 +169,14 @@ class _Batch:
         return [a for a in (*self.customers.values(), *self.created) if a.pending_events]
 
     def key_owners(self) -> set[str]:
-        """The customers whose keys the pending events are sealed with."""
+        """The customers already in the store whose keys the pending events are sealed with."""
         owners = {cid for cid, c in self.customers.items() if c.pending_events}
         for created in self.created:
             if isinstance(created, RejectedAttempt) and created.customer_id:
                 owners.add(created.customer_id)
             elif isinstance(created, MergeSuggestion):
                 owners.update(created.customers)
-        return owners
+        return owners - self.new.keys()
 
 
 class Hub(Application[UUID]):
@@ -405,7 +406,9 @@ class Hub(Application[UUID]):
         if aggregates:
             # One look-up (and creation) of every key the batch seals with, not one per event.
             self.shredder.keys(batch.key_owners(), create=True)
-            for recording in self.save(*aggregates, hub_keys=batch.keys):
+            self.shredder.adopt(batch.new)
+            saved = self.save(*aggregates, hub_keys=batch.keys, hub_new_keys=batch.new)
+            for recording in saved:
                 positions[id(recording.domain_event)] = recording.notification.id
         # Committed (or nothing to write): the customers are current, keep them for next time.
         # A batch that raised never gets here, so a lost race leaves nothing stale behind.
@@ -455,6 +458,7 @@ class Hub(Application[UUID]):
             raise ConflictError(conflicts, str(target.id) if target else None)
         if target is None:
             target = Customer()
+            batch.new[str(target.id)] = new_key()
             batch.customers[str(target.id)] = target
         customer_id = str(target.id)
         new_identities = [i for i in proposal.identities if i not in owned]

@@ -157,6 +157,23 @@ class Shredder:
         self._size = cache_size
         self._ttl = ttl
         self._lock = threading.Lock()
+        self._ciphers: dict[bytes, AESGCM] = {}  # AESGCM(key) costs a key schedule: once
+
+    def _cipher(self, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= self._size:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
+        return cipher
+
+    def adopt(self, keys: dict[str, bytes]) -> None:
+        """Keys just made for new customers, written with their first events (not yet
+        committed: only customers nobody else can know of yet)."""
+        now = time.monotonic()
+        with self._lock:
+            for customer, key in keys.items():
+                self._cache[customer] = (now, key)
 
     def keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         now = time.monotonic()
@@ -185,7 +202,9 @@ class Shredder:
     def forget(self, customers: Iterable[str]) -> None:
         with self._lock:
             for customer in customers:
-                self._cache.pop(customer, None)
+                cached = self._cache.pop(customer, None)
+                if cached is not None and cached[1] is not None:
+                    self._ciphers.pop(cached[1], None)
 
     def seal(self, topic: str, owner: str, state: dict[str, Any]) -> dict[str, Any]:
         """Move the event's personal values into `_personal`, encrypted per customer."""
@@ -203,7 +222,7 @@ class Shredder:
             for path in paths:
                 _replace(state, path, _placeholder(values[_encode_path(path)]), copied)
             nonce = os.urandom(12)
-            token = AESGCM(key).encrypt(nonce, dumps(values), customer.encode())
+            token = self._cipher(key).encrypt(nonce, dumps(values), customer.encode())
             sealed[customer] = base64.b64encode(nonce + token).decode()
         state[PERSONAL] = sealed
         return state
@@ -220,7 +239,7 @@ class Shredder:
                 continue  # erased: the placeholders stay
             raw = base64.b64decode(token)
             try:
-                plain = AESGCM(key).decrypt(raw[:12], raw[12:], customer.encode())
+                plain = self._cipher(key).decrypt(raw[:12], raw[12:], customer.encode())
             except InvalidTag:
                 # Tampered ciphertext: `hub verify` names the edit; reads show it as erased.
                 continue

@@ -84,6 +84,12 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
         keys: list[KeyRow] = kwargs.get("hub_keys") or []
         if keys:
             c.executemany("INSERT INTO hub_keys (key, owner, version) VALUES (?, ?, ?)", keys)
+        new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
+        if new_keys:
+            # New customers' keys, committed with their first events (one commit, not two).
+            c.executemany(
+                "INSERT INTO hub_customer_keys (customer, key) VALUES (?, ?)", new_keys.items()
+            )
         for customer in kwargs.get("hub_erase") or ():
             # Shred the key and unlink the identities, in the transaction of the erasure.
             c.execute(
@@ -298,6 +304,17 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(
                 self._insert_keys,
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
+                prepare=False,
+            )
+        new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
+        if new_keys:
+            # New customers' keys, committed with their first events (one commit, not two).
+            curs.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} (customer, key) "
+                    "SELECT * FROM unnest(%b::text[], %b::bytea[])"
+                ).format(schema=Identifier(self.datastore.schema), table=self.customer_keys_table),
+                (list(new_keys), list(new_keys.values())),
                 prepare=False,
             )
         erased = list(kwargs.get("hub_erase") or ())
