@@ -8,6 +8,7 @@ source key or identity clash), the whole batch is decided again on the new state
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +18,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording, Transcoder
 from eventsourcing.utils import EnvType
 
@@ -36,7 +38,8 @@ from hub.errors import (
     MergeRefused,
     StoreUnavailable,
 )
-from hub.identity import identity_digest, source_digest
+from hub.identity import identity_digest as _identity_digest
+from hub.identity import source_digest as _source_digest
 from hub.rules import conflicts_of
 from hub.shred import Shredder, new_key
 from hub.state import CustomerState
@@ -48,6 +51,12 @@ RECORDERS = {
     "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
     "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
 }
+
+
+# A batch asks for the digest of one identity or source key several times, and a customer's
+# identities come back batch after batch: hash each once.
+identity_digest = functools.lru_cache(maxsize=65_536)(_identity_digest)
+source_digest = functools.lru_cache(maxsize=4_096)(_source_digest)
 
 
 def utcnow() -> datetime:
@@ -230,6 +239,26 @@ class Hub(Application[UUID]):
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call `listener(position)` after each commit of this process (wakes followers)."""
         self._commit_listeners.append(listener)
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        # The library's `save`, but aggregates are recognised by class: its runtime protocol
+        # checks cost more per aggregate than sealing an event on the batch path.
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            else:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
     def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
         # The chain heads travel with the aggregates: a cached customer's next event links

@@ -158,6 +158,17 @@ class Shredder:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._ciphers: dict[bytes, AESGCM] = {}  # AESGCM(key) costs a key schedule: once
+        # Random nonces drawn a page at a time (one system call per 512), each used once.
+        self._nonces = b""
+        self._next_nonce = 0
+
+    def _nonce(self) -> bytes:
+        with self._lock:
+            if self._next_nonce >= len(self._nonces):
+                self._nonces, self._next_nonce = os.urandom(12 * 512), 0
+            start = self._next_nonce
+            self._next_nonce = start + 12
+            return self._nonces[start : start + 12]
 
     def _cipher(self, key: bytes) -> AESGCM:
         cipher = self._ciphers.get(key)
@@ -221,7 +232,7 @@ class Shredder:
             values = {_encode_path(p): _get(state, p) for p in paths}
             for path in paths:
                 _replace(state, path, _placeholder(values[_encode_path(path)]), copied)
-            nonce = os.urandom(12)
+            nonce = self._nonce()
             token = self._cipher(key).encrypt(nonce, dumps(values), customer.encode())
             sealed[customer] = base64.b64encode(nonce + token).decode()
         state[PERSONAL] = sealed
