@@ -24,7 +24,7 @@ from eventsourcing.utils import EnvType
 
 from hub import audit
 from hub.cache import AggregateCache
-from hub.codec import HubMapper, OrjsonTranscoder, split_chain
+from hub.codec import HubMapper, OrjsonTranscoder, SnapshotUnreadable, split_chain
 from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
 from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
 from hub.errors import (
@@ -41,12 +41,13 @@ from hub.errors import (
 from hub.identity import identity_digest as _identity_digest
 from hub.identity import source_digest as _source_digest
 from hub.rules import conflicts_of
-from hub.shred import Shredder, new_key
+from hub.shred import KeyShredded, Shredder, new_key
 from hub.state import CustomerState
 from hub.store import HubRecorder, KeyRow
 
 MAX_ATTEMPTS = 60
 DEFAULT_CACHE_SIZE = 10_000
+DEFAULT_SNAPSHOT_INTERVAL = 500
 RECORDERS = {
     "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
     "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
@@ -212,12 +213,18 @@ class Hub(Application[UUID]):
         self.cache: AggregateCache[Customer] = AggregateCache(
             int(self.env.get("AGGREGATE_CACHE_SIZE", str(DEFAULT_CACHE_SIZE)))
         )
+        self.snapshot_interval = _snapshot_interval(self.env)
+        if self.snapshots is not None:
+            recorder: Any = self.snapshots.recorder
+            self.store.snapshots_table = recorder.events_table_name
         self._commit_listeners: list[Callable[[int], None]] = []
 
     # -- construction: the library's hooks ------------------------------------------------
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
         environment = super().construct_env(name, env)
+        if _snapshot_interval(environment):
+            environment["IS_SNAPSHOTTING_ENABLED"] = "y"
         module = environment.get("PERSISTENCE_MODULE", "")
         if module in RECORDERS and not environment.get("APPLICATION_RECORDER_TOPIC"):
             environment["APPLICATION_RECORDER_TOPIC"] = RECORDERS[module]
@@ -281,6 +288,27 @@ class Hub(Application[UUID]):
                 aggregate.chain_head = heads[originator_id]
         return recordings
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # A customer whose save passed a multiple of the interval is snapshotted as it stands
+        # in memory (committed, its chain head known), not reloaded from the store as the
+        # library would. A snapshot is an optimisation: one that cannot be written (erased
+        # meanwhile, or another process wrote that version's) is left out.
+        if self.snapshots is None or not self.snapshot_interval:
+            return
+        due = {
+            event.originator_id
+            for event in processing_event.events
+            if event.originator_version % self.snapshot_interval == 0
+        }
+        for originator_id in due:
+            customer = processing_event.aggregates.get(originator_id)
+            if not isinstance(customer, Customer) or customer.erased:
+                continue
+            try:
+                self.snapshots.put([Customer.Snapshot.take(customer)])
+            except (IntegrityError, KeyShredded):
+                continue
+
     def _notify(self, recordings: list[Any]) -> None:
         if recordings and self._commit_listeners:
             position = max(r.notification.id for r in recordings)
@@ -311,12 +339,20 @@ class Hub(Application[UUID]):
                 streams[customer_id] = UUID(customer_id)
             except ValueError:
                 continue
-        cached = self.cache.take(streams)
+        cached: dict[str, Customer] = self.cache.take(streams)
+        mapper = cast(HubMapper, self.mapper)
+        if self.snapshots is not None:
+            uncached = [stream for cid, stream in streams.items() if cid not in cached]
+            for stream, stored_snapshot in self.store.latest_snapshots(uncached).items():
+                try:
+                    snapshot: Any = mapper.to_domain_event(stored_snapshot)
+                except SnapshotUnreadable:
+                    continue  # the key is gone: the events say what is left
+                cached[str(stream)] = snapshot.mutate(None)
         after = {
             stream: cached[cid].version if cid in cached else 0 for cid, stream in streams.items()
         }
         stored = self.store.select_streams(after)
-        mapper = cast(HubMapper, self.mapper)
         customers = {}
         for customer_id, stream in streams.items():
             aggregate: Any = cached.get(customer_id)
@@ -634,6 +670,10 @@ class Hub(Application[UUID]):
             event["source"] = {"channel": content["channel"], "id": content["source_id"]}
         event.update(content)
         return event
+
+
+def _snapshot_interval(env: Any) -> int:
+    return int(env.get("SNAPSHOT_INTERVAL", str(DEFAULT_SNAPSHOT_INTERVAL)) or 0)
 
 
 def _outcome(

@@ -26,6 +26,13 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 CHAIN = "_chain"
+SEALED = "_sealed"  # a snapshot's state, sealed whole under the customer's key
+
+
+class SnapshotUnreadable(Exception):
+    """A snapshot whose customer's key is gone: load the stream from its events instead."""
+
+
 GENESIS = ""
 
 
@@ -154,6 +161,9 @@ class HubMapper(Mapper[UUID]):
         originator_id = state.pop("originator_id")
         version = state.pop("originator_version")
         if isinstance(domain_event, Snapshot):
+            if self.shredder is not None:
+                plain = self.transcoder.encode(state.pop("state"))
+                state[SEALED] = self.shredder.seal_whole(str(originator_id), plain)
             return StoredEvent(originator_id, version, topic, self.transcoder.encode(state))
         stream = str(originator_id)
         if self.shredder is not None:
@@ -175,7 +185,12 @@ class HubMapper(Mapper[UUID]):
             originator_id = UUID(str(originator_id))
         if links is not None:
             self._remember(originator_id, stored_event.originator_version, links["hash"])
-        if self.shredder is not None:
+        if SEALED in state and issubclass(cls, Snapshot):
+            plain = self.shredder.open_whole(str(originator_id), state.pop(SEALED))
+            if plain is None:
+                raise SnapshotUnreadable(originator_id)
+            state["state"] = self.transcoder.decode(plain)
+        elif self.shredder is not None:
             state = self.shredder.open(state)
         state["originator_id"] = originator_id
         state["originator_version"] = stored_event.originator_version

@@ -238,6 +238,26 @@ class Shredder:
         state[PERSONAL] = sealed
         return state
 
+    def seal_whole(self, owner: str, plain: bytes) -> str:
+        """One token of `plain` under the owner's key (a snapshot: all of it is personal)."""
+        key = self.keys([owner], create=True).get(owner)
+        if key is None:
+            raise KeyShredded(owner)
+        nonce = self._nonce()
+        token = self._cipher(key).encrypt(nonce, plain, owner.encode())
+        return base64.b64encode(nonce + token).decode()
+
+    def open_whole(self, owner: str, token: str) -> bytes | None:
+        """What `seal_whole` sealed; None once the key is gone (or the token was changed)."""
+        key = self.keys([owner], create=False).get(owner)
+        if key is None:
+            return None
+        raw = base64.b64decode(token)
+        try:
+            return self._cipher(key).decrypt(raw[:12], raw[12:], owner.encode())
+        except InvalidTag:
+            return None
+
     def open(self, state: dict[str, Any]) -> dict[str, Any]:
         """Put the personal values back; without the key, mark each of them as erased."""
         sealed: dict[str, str] | None = state.pop(PERSONAL, None)

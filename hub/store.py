@@ -28,6 +28,8 @@ SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
 class HubRecorder(Protocol):
     """What the application needs of its recorder beyond the library's interface."""
 
+    snapshots_table: str | None  # where the application's snapshots are, once it takes them
+
     def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]: ...
 
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
@@ -35,6 +37,8 @@ class HubRecorder(Protocol):
     def stream(self, originator_id: UUID) -> list[Notification]: ...
 
     def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]: ...
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]: ...
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
@@ -68,6 +72,7 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
+        self.snapshots_table: str | None = None  # set by the application when it snapshots
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -99,7 +104,35 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
                 (customer,),
             )
             c.execute("DELETE FROM hub_keys WHERE owner = ? AND version IS NULL", (customer,))
+            if self.snapshots_table:
+                # Sealed anyway; gone, so nothing of the customer outlives the key.
+                c.execute(
+                    f"DELETE FROM {self.snapshots_table} WHERE originator_id = ?",
+                    (UUID(customer).hex,),
+                )
         return super()._insert_events(c, stored_events, **kwargs)
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]:
+        """The newest snapshot of each stream that has one."""
+        wanted = [i.hex for i in set(originator_ids)]
+        found: dict[UUID, StoredEvent] = {}
+        if not self.snapshots_table or not wanted:
+            return found
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                # SQLite takes the bare columns from the row holding the max().
+                c.execute(
+                    "SELECT originator_id, max(originator_version) AS version, topic, state "
+                    f"FROM {self.snapshots_table} WHERE originator_id IN ({marks}) "
+                    "GROUP BY originator_id",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    stream = UUID(row["originator_id"])
+                    found[stream] = StoredEvent(stream, row["version"], row["topic"], row["state"])
+        return found
 
     def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         wanted = list(set(customers))
@@ -231,6 +264,7 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        self.snapshots_table: str | None = None  # set by the application when it snapshots
         schema = Identifier(self.datastore.schema)
         self.keys_table = Identifier(f"{events_table_name.removesuffix('_events')}_keys")
         self.sql_create_statements.append(
@@ -321,6 +355,15 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
         if erased:
             # Shred the keys and unlink the identities, in the transaction of the erasure.
             schema = Identifier(self.datastore.schema)
+            if self.snapshots_table:
+                # Sealed anyway; gone, so nothing of the customer outlives the key.
+                curs.execute(
+                    SQL("DELETE FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
+                        schema=schema, table=Identifier(self.snapshots_table)
+                    ),
+                    ([UUID(customer) for customer in erased],),
+                    prepare=False,
+                )
             curs.execute(
                 SQL(
                     "INSERT INTO {schema}.{table} (customer, key, erased_at) "
@@ -427,6 +470,20 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             for stream, version, topic, state in curs.fetchall():
                 found.setdefault(stream, []).append(StoredEvent(stream, version, topic, state))
         return found
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]:
+        """The newest snapshot of each stream that has one."""
+        wanted = list(set(originator_ids))
+        if not self.snapshots_table or not wanted:
+            return {}
+        query = SQL(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE originator_id = ANY(%b) "
+            "ORDER BY originator_id, originator_version DESC"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.snapshots_table))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(query, (wanted,), binary=True)
+            return {row[0]: StoredEvent(*row) for row in curs.fetchall()}
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
         """Events stream by stream, each in version order, after (stream, version)."""
