@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -119,9 +119,15 @@ class _Earlier:
 class _Batch:
     """The aggregates, key rows and decisions of one attempt at committing a batch."""
 
-    def __init__(self, hub: Hub, owners: dict[str, tuple[str, int | None]]):
+    def __init__(
+        self,
+        hub: Hub,
+        owners: dict[str, tuple[str, int | None]],
+        heads: dict[str, int] | None = None,
+    ):
         self.hub = hub
         self.owners = {key: owner for key, (owner, _) in owners.items()}
+        self.heads = heads or {}  # customers' versions in the store, read with their keys
         self.customers: dict[str, Customer] = {}
         self.created: list[Any] = []
         self.keys: list[KeyRow] = []
@@ -140,7 +146,7 @@ class _Batch:
         """Load the customers not loaded yet, and those merged with them, a query per round."""
         wanted = {c for c in customer_ids if c not in self.customers}
         while wanted:
-            loaded = self.hub.load_customers(wanted)
+            loaded = self.hub.load_customers(wanted, self.heads)
             self.customers.update(loaded)
             wanted = {
                 other
@@ -326,13 +332,18 @@ class Hub(Application[UUID]):
             raise CustomerNotFound(customer_id, field)
         return customer
 
-    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
+    def load_customers(
+        self, customer_ids: Iterable[str], heads: Mapping[str, int] | None = None
+    ) -> dict[str, Customer]:
         """The customers among `customer_ids`, current as of now; unknown ids are left out.
 
         Cached customers are taken out of the cache (the caller puts them back once its
         batch committed, `_Batch.release`) and brought up to date with the events after
-        their cached version, in the one query that reads the others' whole streams.
+        their cached version, in the one query that reads the others' whole streams. `heads`
+        (customer → version in the store, as `lookup_owners` read it) spares that query for
+        cached customers already at that version.
         """
+        heads = heads or {}
         streams: dict[str, UUID] = {}
         for customer_id in customer_ids:
             try:
@@ -342,7 +353,13 @@ class Hub(Application[UUID]):
         cached: dict[str, Customer] = self.cache.take(streams)
         mapper = cast(HubMapper, self.mapper)
         if self.snapshots is not None:
-            uncached = [stream for cid, stream in streams.items() if cid not in cached]
+            # A stream shorter than the interval has no snapshot: no need to look.
+            uncached = [
+                stream
+                for cid, stream in streams.items()
+                if cid not in cached
+                and heads.get(cid, self.snapshot_interval) >= self.snapshot_interval
+            ]
             for stream, stored_snapshot in self.store.latest_snapshots(uncached).items():
                 try:
                     snapshot: Any = mapper.to_domain_event(stored_snapshot)
@@ -350,7 +367,9 @@ class Hub(Application[UUID]):
                     continue  # the key is gone: the events say what is left
                 cached[str(stream)] = snapshot.mutate(None)
         after = {
-            stream: cached[cid].version if cid in cached else 0 for cid, stream in streams.items()
+            stream: cached[cid].version if cid in cached else 0
+            for cid, stream in streams.items()
+            if cid not in cached or heads.get(cid) != cached[cid].version
         }
         stored = self.store.select_streams(after)
         customers = {}
@@ -438,9 +457,9 @@ class Hub(Application[UUID]):
         source_keys = {source_digest(p.channel, p.source_id) for p in valid}
         identities = {identity_digest(i) for p in valid for i in p.identities}
         # One read of every key the batch needs, then one of every customer they point at.
-        found = self.store.lookup_keys(source_keys | identities)
+        found, heads = self.store.lookup_owners(source_keys | identities)
         recorded = {key: found[key] for key in source_keys if key in found}
-        batch = _Batch(self, {key: found[key] for key in identities if key in found})
+        batch = _Batch(self, {key: found[key] for key in identities if key in found}, heads)
         batch.prefetch([*batch.owners.values(), *(p.customer_id for p in valid if p.customer_id)])
         decided: list[_Pending | _Earlier | HubError] = []
         for proposal in proposals:

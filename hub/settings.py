@@ -36,6 +36,17 @@ class Settings(BaseSettings):
     pool_size: int = 10
     max_body_bytes: int = 1024 * 1024
     max_batch_items: int = 1000
+    aggregate_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="customers kept in memory between batches (0: none); each is checked "
+        "against the store by version before a decision",
+    )
+    snapshot_interval: int = Field(
+        default=500,
+        ge=0,
+        description="snapshot a customer every this many events (0: never)",
+    )
     group_commit: bool = Field(
         default=True,
         description="gather concurrent single touchpoints into shared transactions "
@@ -124,6 +135,7 @@ class Settings(BaseSettings):
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 **({"POSTGRES_SCHEMA": self.database_schema} if self.database_schema else {}),
+                **self._write_path_env(),
             }
         path = self.database_url
         if path.startswith("sqlite:///"):
@@ -136,4 +148,11 @@ class Settings(BaseSettings):
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            **self._write_path_env(),
+        }
+
+    def _write_path_env(self) -> dict[str, str]:
+        return {
+            "AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size),
+            "SNAPSHOT_INTERVAL": str(self.snapshot_interval),
         }

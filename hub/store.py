@@ -22,6 +22,7 @@ from psycopg.sql import SQL, Identifier
 from hub.shred import new_key
 
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
+KeyOwner = tuple[str, int | None]  # (owner, version)
 SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
 
 
@@ -31,6 +32,8 @@ class HubRecorder(Protocol):
     snapshots_table: str | None  # where the application's snapshots are, once it takes them
 
     def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]: ...
+
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]: ...
 
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
 
@@ -166,6 +169,28 @@ class HubSQLiteRecorder(SQLiteApplicationRecorder):
                     found[row["key"]] = (row["owner"], row["version"])
         return found
 
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]:
+        """The keys' rows, and the current version of each customer an identity points at."""
+        wanted = list(set(keys))
+        found: dict[str, KeyOwner] = {}
+        heads: dict[str, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    "SELECT k.key, k.owner, k.version, CASE WHEN k.version IS NULL THEN "
+                    f"(SELECT max(e.originator_version) FROM {self.events_table_name} e "
+                    "WHERE e.originator_id = replace(k.owner, '-', '')) END AS head "
+                    f"FROM hub_keys k WHERE k.key IN ({marks})",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    found[row["key"]] = (row["owner"], row["version"])
+                    if row["head"] is not None:
+                        heads[row["owner"]] = row["head"]
+        return found, heads
+
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         found = {}
         with self.datastore.transaction(commit=False) as c:
@@ -291,6 +316,14 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
             "SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%b::text[])"
         ).format(schema=schema, keys=self.keys_table)
         events = Identifier(events_table_name)
+        # With each identity, the version of its customer's stream: a cached customer at that
+        # version is current, and needs no read of its events.
+        self._select_owners = SQL(
+            "SELECT k.key, k.owner, k.version, CASE WHEN k.version IS NULL THEN "
+            "(SELECT max(e.originator_version) FROM {schema}.{events} e "
+            "WHERE e.originator_id = k.owner::uuid) END FROM {schema}.{keys} k "
+            "WHERE k.key = ANY(%b::text[])"
+        ).format(schema=schema, events=events, keys=self.keys_table)
         self._insert_stored = SQL(
             "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
@@ -431,6 +464,21 @@ class HubPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self._select_keys, (wanted,))
             return {row["key"]: (row["owner"], row["version"]) for row in curs.fetchall()}
+
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]:
+        """The keys' rows, and the current version of each customer an identity points at."""
+        wanted = list(set(keys))
+        if not wanted:
+            return {}, {}
+        found: dict[str, KeyOwner] = {}
+        heads: dict[str, int] = {}
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_owners, (wanted,))
+            for key, owner, version, head in curs.fetchall():
+                found[key] = (owner, version)
+                if head is not None:
+                    heads[owner] = head
+        return found, heads
 
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         wanted = list(set(events))
