@@ -113,7 +113,8 @@ class Touchpoint(Customer.Event):
 
     def record(self) -> dict[str, Any]:
         """The touchpoint as a plain record, with its type and `recorded_at`."""
-        fields = {k: v for k, v in vars(self).items() if k not in ("originator_id", "timestamp")}
+        fields = dict(vars(self))
+        del fields["originator_id"], fields["timestamp"]
         fields["type"] = self.TYPE
         fields["recorded_at"] = self.timestamp.isoformat()
         return fields
