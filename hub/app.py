@@ -488,8 +488,13 @@ class Hub(Application[UUID]):
         positions: dict[int, int] = {}
         aggregates = batch.aggregates()
         if aggregates:
-            # One look-up (and creation) of every key the batch seals with, not one per event.
-            self.shredder.keys(batch.key_owners(), create=True)
+            # One look-up of every key the batch seals with, not one per event; a write (and a
+            # commit of its own) only for customers in the store without a key yet.
+            owners = batch.key_owners()
+            known = self.shredder.keys(owners, create=False)
+            missing = [owner for owner in owners if known.get(owner) is None]
+            if missing:
+                self.shredder.keys(missing, create=True)
             self.shredder.adopt(batch.new)
             saved = self.save(*aggregates, hub_keys=batch.keys, hub_new_keys=batch.new)
             for recording in saved:
