@@ -11,21 +11,19 @@ from __future__ import annotations
 import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, OperationalError, Recording, Transcoder
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.utils import EnvType
 
 from hub import audit
-from hub.cache import AggregateCache
-from hub.codec import HubMapper, OrjsonTranscoder, SnapshotUnreadable, split_chain
-from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
+from hub.batch import DecisionBatch, Earlier, Pending
+from hub.codec import split_chain
+from hub.customer import Customer, MergeSuggestion, RejectedAttempt
 from hub.envelope import BUILT_IN_CHANNELS, Envelope, Proposal, propose
 from hub.errors import (
     AmbiguousIdentity,
@@ -41,17 +39,11 @@ from hub.errors import (
 from hub.identity import identity_digest as _identity_digest
 from hub.identity import source_digest as _source_digest
 from hub.rules import conflicts_of
-from hub.shred import KeyShredded, Shredder, new_key
+from hub.shred import new_key
 from hub.state import CustomerState
-from hub.store import HubRecorder, KeyRow
+from hub.streams import CustomerStreams
 
 MAX_ATTEMPTS = 60
-DEFAULT_CACHE_SIZE = 10_000
-DEFAULT_SNAPSHOT_INTERVAL = 500
-RECORDERS = {
-    "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
-    "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
-}
 
 
 # A batch asks for the digest of one identity or source key several times, and a customer's
@@ -98,104 +90,7 @@ class CheckResult:
     customer_id: str | None
 
 
-@dataclass
-class _Pending:
-    touchpoint: Touchpoint | None  # None: a duplicate of an earlier item of this batch
-    customer_id: str
-    touchpoint_id: str
-    source_key: str
-    detected: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class _Earlier:
-    """A source key already in the store: the touchpoint recorded for it the first time."""
-
-    customer_id: str
-    version: int
-    touchpoint_id: str
-
-
-class _Batch:
-    """The aggregates, key rows and decisions of one attempt at committing a batch."""
-
-    def __init__(
-        self,
-        hub: Hub,
-        owners: dict[str, tuple[str, int | None]],
-        heads: dict[str, int] | None = None,
-    ):
-        self.hub = hub
-        self.owners = {key: owner for key, (owner, _) in owners.items()}
-        self.heads = heads or {}  # customers' versions in the store, read with their keys
-        self.customers: dict[str, Customer] = {}
-        self.created: list[Any] = []
-        self.keys: list[KeyRow] = []
-        self.sources: dict[str, _Pending] = {}
-        self.new: dict[str, bytes] = {}  # customers created by this batch, and their keys
-
-    def customer(self, customer_id: str, field: str | None = None) -> Customer:
-        if customer_id not in self.customers:
-            loaded = self.hub.load_customers([customer_id])
-            if customer_id not in loaded:
-                raise CustomerNotFound(customer_id, field)
-            self.customers.update(loaded)
-        return self.customers[customer_id]
-
-    def prefetch(self, customer_ids: Iterable[str]) -> None:
-        """Load the customers not loaded yet, and those merged with them, a query per round."""
-        wanted = {c for c in customer_ids if c not in self.customers}
-        while wanted:
-            loaded = self.hub.load_customers(wanted, self.heads)
-            self.customers.update(loaded)
-            wanted = {
-                other
-                for customer in loaded.values()
-                for other in (customer.merged_into, *customer.merged_from)
-                if other is not None and other not in self.customers
-            }
-
-    def survivor(self, customer_id: str, field: str | None = None) -> Customer:
-        """The customer a touchpoint for `customer_id` goes to, following merges."""
-        customer = self.customer(customer_id, field)
-        seen = {customer_id}
-        while customer.merged_into is not None and customer.merged_into not in seen:
-            seen.add(customer.merged_into)
-            customer = self.customer(customer.merged_into)
-        return customer
-
-    def state_of(self, customer: Customer) -> CustomerState:
-        """The customer's state with every customer merged into it folded in."""
-        if not customer.merged_from:
-            return customer.state
-        combined = CustomerState()
-        combined.absorb(customer.state)
-        for other_id in customer.merged_from:
-            combined.absorb(self.customer(other_id).state)
-        return combined
-
-    def release(self) -> None:
-        """Hand the customers back to the cache: committed, or only read."""
-        self.hub.cache.put(
-            c for c in self.customers.values() if not c.pending_events and not c.erased
-        )
-
-    def aggregates(self) -> list[Any]:
-        """The aggregates with events to save (the library inspects each one it is given)."""
-        return [a for a in (*self.customers.values(), *self.created) if a.pending_events]
-
-    def key_owners(self) -> set[str]:
-        """The customers already in the store whose keys the pending events are sealed with."""
-        owners = {cid for cid, c in self.customers.items() if c.pending_events}
-        for created in self.created:
-            if isinstance(created, RejectedAttempt) and created.customer_id:
-                owners.add(created.customer_id)
-            elif isinstance(created, MergeSuggestion):
-                owners.update(created.customers)
-        return owners - self.new.keys()
-
-
-class Hub(Application[UUID]):
+class Hub(CustomerStreams):
     """The customer interaction hub's application service."""
 
     name = "Hub"
@@ -212,108 +107,11 @@ class Hub(Application[UUID]):
         self.channels = BUILT_IN_CHANNELS | frozenset(channels)
         self.default_region = default_region
         self.clock = clock
-        self.store = cast(HubRecorder, self.recorder)
-        cast(HubMapper, self.mapper).lookup = self._stored_hash
-        self.shredder = Shredder(self.store.customer_keys)
-        cast(HubMapper, self.mapper).shredder = self.shredder
-        self.cache: AggregateCache[Customer] = AggregateCache(
-            int(self.env.get("AGGREGATE_CACHE_SIZE", str(DEFAULT_CACHE_SIZE)))
-        )
-        self.snapshot_interval = _snapshot_interval(self.env)
-        if self.snapshots is not None:
-            recorder: Any = self.snapshots.recorder
-            self.store.snapshots_table = recorder.events_table_name
         self._commit_listeners: list[Callable[[int], None]] = []
-
-    # -- construction: the library's hooks ------------------------------------------------
-
-    def construct_env(self, name: str, env: EnvType | None = None) -> Any:
-        environment = super().construct_env(name, env)
-        if _snapshot_interval(environment):
-            environment["IS_SNAPSHOTTING_ENABLED"] = "y"
-        module = environment.get("PERSISTENCE_MODULE", "")
-        if module in RECORDERS and not environment.get("APPLICATION_RECORDER_TOPIC"):
-            environment["APPLICATION_RECORDER_TOPIC"] = RECORDERS[module]
-        return environment
-
-    def construct_transcoder(self) -> Transcoder:
-        return OrjsonTranscoder()
-
-    def construct_mapper(self) -> HubMapper:
-        return HubMapper(self.construct_transcoder())
-
-    def _stored_hash(self, originator_id: UUID, version: int) -> str:
-        stored = self.store.select_events(originator_id, gt=version - 1, lte=version)
-        if not stored:
-            raise IntegrityError(f"stream {originator_id} has no version {version}")
-        _, links, _ = split_chain(stored[0].state)
-        return links["hash"] if links else ""
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call `listener(position)` after each commit of this process (wakes followers)."""
         self._commit_listeners.append(listener)
-
-    def save(
-        self,
-        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
-        **kwargs: Any,
-    ) -> list[Recording[UUID]]:
-        # The library's `save`, but aggregates are recognised by class: its runtime protocol
-        # checks cost more per aggregate than sealing an event on the batch path.
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for obj in objs:
-            if isinstance(obj, Aggregate):
-                processing_event.events.extend(obj.collect_events())
-                processing_event.aggregates[obj.id] = obj
-            else:
-                processing_event.collect_events(obj)
-        processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
-        self._notify(recordings)
-        return recordings
-
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        # The chain heads travel with the aggregates: a cached customer's next event links
-        # to the hash it holds, with no read of the store; they are updated after the commit.
-        mapper = cast(HubMapper, self.mapper)
-        mapper.discard_heads()
-        for event in processing_event.events:
-            aggregate = processing_event.aggregates.get(event.originator_id)
-            head = getattr(aggregate, "chain_head", None)
-            if head is not None and head[0] == event.originator_version - 1:
-                mapper.expect_head(event.originator_id, *head)
-        try:
-            recordings = super()._record(processing_event)
-        except BaseException:
-            mapper.discard_heads()
-            raise
-        heads = mapper.commit_heads()
-        for originator_id, aggregate in processing_event.aggregates.items():
-            if isinstance(aggregate, Customer) and originator_id in heads:
-                aggregate.chain_head = heads[originator_id]
-        return recordings
-
-    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        # A customer whose save passed a multiple of the interval is snapshotted as it stands
-        # in memory (committed, its chain head known), not reloaded from the store as the
-        # library would. A snapshot is an optimisation: one that cannot be written (erased
-        # meanwhile, or another process wrote that version's) is left out.
-        if self.snapshots is None or not self.snapshot_interval:
-            return
-        due = {
-            event.originator_id
-            for event in processing_event.events
-            if event.originator_version % self.snapshot_interval == 0
-        }
-        for originator_id in due:
-            customer = processing_event.aggregates.get(originator_id)
-            if not isinstance(customer, Customer) or customer.erased:
-                continue
-            try:
-                self.snapshots.put([Customer.Snapshot.take(customer)])
-            except (IntegrityError, KeyShredded):
-                continue
 
     def _notify(self, recordings: list[Any]) -> None:
         if recordings and self._commit_listeners:
@@ -323,76 +121,12 @@ class Hub(Application[UUID]):
 
     # -- reading --------------------------------------------------------------------------
 
-    def load_customer(self, customer_id: str, field: str | None = None) -> Customer:
-        try:
-            customer: object = self.repository.get(UUID(customer_id))
-        except (AggregateNotFoundError, ValueError):
-            raise CustomerNotFound(customer_id, field) from None
-        if not isinstance(customer, Customer):
-            raise CustomerNotFound(customer_id, field)
-        return customer
-
-    def load_customers(
-        self, customer_ids: Iterable[str], heads: Mapping[str, int] | None = None
-    ) -> dict[str, Customer]:
-        """The customers among `customer_ids`, current as of now; unknown ids are left out.
-
-        Cached customers are taken out of the cache (the caller puts them back once its
-        batch committed, `_Batch.release`) and brought up to date with the events after
-        their cached version, in the one query that reads the others' whole streams. `heads`
-        (customer → version in the store, as `lookup_owners` read it) spares that query for
-        cached customers already at that version.
-        """
-        heads = heads or {}
-        streams: dict[str, UUID] = {}
-        for customer_id in customer_ids:
-            try:
-                streams[customer_id] = UUID(customer_id)
-            except ValueError:
-                continue
-        cached: dict[str, Customer] = self.cache.take(streams)
-        mapper = cast(HubMapper, self.mapper)
-        if self.snapshots is not None:
-            # A stream shorter than the interval has no snapshot: no need to look.
-            uncached = [
-                stream
-                for cid, stream in streams.items()
-                if cid not in cached
-                and heads.get(cid, self.snapshot_interval) >= self.snapshot_interval
-            ]
-            for stream, stored_snapshot in self.store.latest_snapshots(uncached).items():
-                try:
-                    snapshot: Any = mapper.to_domain_event(stored_snapshot)
-                except SnapshotUnreadable:
-                    continue  # the key is gone: the events say what is left
-                cached[str(stream)] = snapshot.mutate(None)
-        after = {
-            stream: cached[cid].version if cid in cached else 0
-            for cid, stream in streams.items()
-            if cid not in cached or heads.get(cid) != cached[cid].version
-        }
-        stored = self.store.select_streams(after)
-        customers = {}
-        for customer_id, stream in streams.items():
-            aggregate: Any = cached.get(customer_id)
-            new_events = stored.get(stream, ())
-            for stored_event in new_events:
-                domain_event: Any = mapper.to_domain_event(stored_event)
-                aggregate = domain_event.mutate(aggregate)
-            if not isinstance(aggregate, Customer):
-                continue
-            if new_events:
-                head = mapper.head(stream)
-                aggregate.chain_head = head if head and head[0] == aggregate.version else None
-            customers[customer_id] = aggregate
-        return customers
-
     def find_customer(self, identity: str) -> str | None:
         """The customer an identity key (`email:…`) routes to, following merges."""
         owner = self.store.lookup_keys([identity_digest(identity)]).get(identity_digest(identity))
         if owner is None:
             return None
-        batch = _Batch(self, {})
+        batch = DecisionBatch(self, {})
         try:
             return str(batch.survivor(owner[0]).id)
         finally:
@@ -441,7 +175,9 @@ class Hub(Application[UUID]):
     def check(self, envelope: Envelope) -> CheckResult:
         """Dry run: the conflicts the touchpoint would cause now; records nothing."""
         proposal = self.propose(envelope)
-        batch = _Batch(self, self.store.lookup_keys(map(identity_digest, proposal.identities)))
+        batch = DecisionBatch(
+            self, self.store.lookup_keys(map(identity_digest, proposal.identities))
+        )
         try:
             target, _ = self._target(proposal, batch)
             if target is not None and target.erased:
@@ -459,9 +195,9 @@ class Hub(Application[UUID]):
         # One read of every key the batch needs, then one of every customer they point at.
         found, heads = self.store.lookup_owners(source_keys | identities)
         recorded = {key: found[key] for key in source_keys if key in found}
-        batch = _Batch(self, {key: found[key] for key in identities if key in found}, heads)
+        batch = DecisionBatch(self, {key: found[key] for key in identities if key in found}, heads)
         batch.prefetch([*batch.owners.values(), *(p.customer_id for p in valid if p.customer_id)])
-        decided: list[_Pending | _Earlier | HubError] = []
+        decided: list[Pending | Earlier | HubError] = []
         for proposal in proposals:
             if isinstance(proposal, HubError):
                 decided.append(proposal)
@@ -469,10 +205,10 @@ class Hub(Application[UUID]):
             key = source_digest(proposal.channel, proposal.source_id)
             if key in recorded:
                 owner, version = recorded[key]
-                decided.append(_Earlier(owner, cast(int, version), proposal.touchpoint_id))
+                decided.append(Earlier(owner, cast(int, version), proposal.touchpoint_id))
             elif key in batch.sources:
                 first = batch.sources[key]
-                decided.append(_Pending(None, first.customer_id, first.touchpoint_id, key, []))
+                decided.append(Pending(None, first.customer_id, first.touchpoint_id, key, []))
             else:
                 try:
                     decided.append(self._decide(proposal, mode, batch, key))
@@ -503,11 +239,13 @@ class Hub(Application[UUID]):
         # A batch that raised never gets here, so a lost race leaves nothing stale behind.
         batch.release()
         earlier = self.store.positions(
-            (d.customer_id, d.version) for d in decided if isinstance(d, _Earlier)
+            (d.customer_id, d.version) for d in decided if isinstance(d, Earlier)
         )
         return [_outcome(d, positions, earlier, batch) for d in decided]
 
-    def _target(self, proposal: Proposal, batch: _Batch) -> tuple[Customer | None, dict[str, str]]:
+    def _target(
+        self, proposal: Proposal, batch: DecisionBatch
+    ) -> tuple[Customer | None, dict[str, str]]:
         """The customer the proposal goes to (None: a new one), and the identities already owned.
 
         Raises AmbiguousIdentity when the identities point at several customers and the
@@ -537,7 +275,7 @@ class Hub(Application[UUID]):
             return batch.customer(next(iter(candidates))), owned
         return None, owned
 
-    def _decide(self, proposal: Proposal, mode: str, batch: _Batch, key: str) -> _Pending:
+    def _decide(self, proposal: Proposal, mode: str, batch: DecisionBatch, key: str) -> Pending:
         target, owned = self._target(proposal, batch)
         if target is not None and target.erased:
             raise CustomerErased(str(target.id))
@@ -559,7 +297,7 @@ class Hub(Application[UUID]):
         for identity in new_identities:
             batch.keys.append((identity_digest(identity), customer_id, None))
             batch.owners[identity_digest(identity)] = customer_id
-        pending = _Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
+        pending = Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
         batch.sources[key] = pending
         return pending
 
@@ -572,7 +310,7 @@ class Hub(Application[UUID]):
         unlinks their identities. The events stay: hashes, counts and order are untouched.
         """
         for _ in range(MAX_ATTEMPTS):
-            batch = _Batch(self, {})
+            batch = DecisionBatch(self, {})
             survivor = batch.survivor(customer_id)
             group = [survivor, *(batch.customer(other) for other in survivor.merged_from)]
             erased = [str(c.id) for c in group]
@@ -696,19 +434,15 @@ class Hub(Application[UUID]):
         return event
 
 
-def _snapshot_interval(env: Any) -> int:
-    return int(env.get("SNAPSHOT_INTERVAL", str(DEFAULT_SNAPSHOT_INTERVAL)) or 0)
-
-
 def _outcome(
-    decided: _Pending | _Earlier | HubError,
+    decided: Pending | Earlier | HubError,
     positions: dict[int, int],
     earlier: dict[tuple[str, int], int],
-    batch: _Batch,
+    batch: DecisionBatch,
 ) -> Outcome:
     if isinstance(decided, HubError):
         return decided
-    if isinstance(decided, _Earlier):
+    if isinstance(decided, Earlier):
         position = earlier[(decided.customer_id, decided.version)]
         return Accepted(decided.touchpoint_id, decided.customer_id, position, duplicate=True)
     if decided.touchpoint is None:
