@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -196,3 +197,31 @@ def test_erasure_deletes_the_snapshots_and_the_customer_still_loads_as_erased(
     fresh = snapshotting(interval=5)
     assert fresh.load_customers([customer])[customer].erased
     assert fresh.verify().ok
+
+
+def test_the_batch_path_finds_the_newest_snapshot_of_each_stream(snapshotting: Any) -> None:
+    hub = snapshotting(interval=5)
+    customer = ""
+    for i in range(12):
+        customer = hub.record(call(f"c-{i}")).customer_id
+    other = hub.record(call("o-1", email="someone.else@example.org")).customer_id
+    found = hub.store.latest_snapshots([UUID(customer), UUID(other)])
+    assert {str(stream): stored.originator_version for stream, stored in found.items()} == {
+        customer: 10
+    }
+
+
+def test_merged_customers_snapshot_and_unmerge_as_a_full_replay_does(snapshotting: Any) -> None:
+    hub = snapshotting(interval=2)
+    a = hub.record(call("a-1")).customer_id
+    b = hub.record(call("b-1", email="other.marta@example.org")).customer_id
+    hub.merge(a, b)
+    hub.record(call("a-2"))
+    hub.unmerge(a, b)
+    from_snapshots = snapshotting(interval=2).load_customers([a, b])
+    replayed = snapshotting(interval=0).load_customers([a, b])
+    for customer in (a, b):
+        assert from_snapshots[customer].state == replayed[customer].state
+        assert from_snapshots[customer].merged_from == replayed[customer].merged_from == []
+        assert from_snapshots[customer].merged_into is replayed[customer].merged_into is None
+    assert hub.verify().ok
