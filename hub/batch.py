@@ -16,6 +16,8 @@ from hub.streams import CustomerStreams
 
 @dataclass
 class Pending:
+    """A touchpoint this batch decided to append (recorded once the batch commits)."""
+
     touchpoint: Touchpoint | None  # None: a duplicate of an earlier item of this batch
     customer_id: str
     touchpoint_id: str
