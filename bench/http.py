@@ -1,5 +1,6 @@
 """Single-touchpoint HTTP throughput and latency: 32 concurrent clients posting one touchpoint
-per request to a real `hub serve`, with group commit and without (one transaction each).
+per request to a real `hub serve`, with group commit and the aggregate cache, and without
+either (the naive path: one transaction per touchpoint, every customer read from the store).
 
     .venv/bin/python -m bench.http [--quick] [--store postgres|sqlite] [--clients 32]
 
@@ -78,6 +79,8 @@ def serve(url: str, port: int, group_commit: bool) -> subprocess.Popen[bytes]:
         "HUB_DATABASE_URL": url,
         "HUB_RUN_PROJECTIONS": "false",  # projections run in their own processes in production
         "HUB_GROUP_COMMIT": "true" if group_commit else "false",
+        # The naive path is the one before this work: no group commit and no cache.
+        "HUB_AGGREGATE_CACHE_SIZE": "10000" if group_commit else "0",
         "HUB_POOL_SIZE": "40",
     }
     hub = Path(sys.executable).with_name("hub")

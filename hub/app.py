@@ -8,21 +8,22 @@ source key or identity clash), the whole batch is decided again on the new state
 
 from __future__ import annotations
 
+import functools
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, OperationalError, Transcoder
+from eventsourcing.persistence import IntegrityError, OperationalError
 from eventsourcing.utils import EnvType
 
 from hub import audit
-from hub.codec import HubMapper, OrjsonTranscoder, split_chain
-from hub.customer import Customer, MergeSuggestion, RejectedAttempt, Touchpoint
+from hub.batch import DecisionBatch, Earlier, Pending
+from hub.codec import split_chain
+from hub.customer import Customer, MergeSuggestion, RejectedAttempt
 from hub.envelope import BUILT_IN_CHANNELS, DEFAULT_LIMITS, Envelope, Limits, Proposal, propose
 from hub.errors import (
     AmbiguousIdentity,
@@ -36,19 +37,22 @@ from hub.errors import (
     StoreUnavailable,
 )
 from hub.export import export_store
-from hub.identity import identity_digest, source_digest
+from hub.identity import identity_digest as _identity_digest
+from hub.identity import source_digest as _source_digest
 from hub.keys import Keys, KeyTable
 from hub.rules import conflicts_of
-from hub.shred import Shredder
+from hub.shred import new_key
 from hub.state import CustomerState
 from hub.statements import statements as told_by
-from hub.store import HubRecorder, KeyRow
+from hub.streams import CustomerStreams
 
 MAX_ATTEMPTS = 60
-RECORDERS = {
-    "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
-    "eventsourcing.postgres": "hub.store:HubPostgresRecorder",
-}
+
+
+# A batch asks for the digest of one identity or source key several times, and a customer's
+# identities come back batch after batch: hash each once.
+identity_digest = functools.lru_cache(maxsize=65_536)(_identity_digest)
+source_digest = functools.lru_cache(maxsize=4_096)(_source_digest)
 
 
 def utcnow() -> datetime:
@@ -89,88 +93,7 @@ class CheckResult:
     customer_id: str | None
 
 
-@dataclass
-class _Pending:
-    touchpoint: Touchpoint | None  # None: a duplicate of an earlier item of this batch
-    customer_id: str
-    touchpoint_id: str
-    source_key: str
-    detected: list[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class _Earlier:
-    """A source key already in the store: the touchpoint recorded for it the first time."""
-
-    customer_id: str
-    version: int
-    touchpoint_id: str
-
-
-class _Batch:
-    """The aggregates, key rows and decisions of one attempt at committing a batch."""
-
-    def __init__(self, hub: Hub, owners: dict[str, tuple[str, int | None]]):
-        self.hub = hub
-        self.owners = {key: owner for key, (owner, _) in owners.items()}
-        self.customers: dict[str, Customer] = {}
-        self.created: list[Any] = []
-        self.keys: list[KeyRow] = []
-        self.sources: dict[str, _Pending] = {}
-
-    def customer(self, customer_id: str, field: str | None = None) -> Customer:
-        if customer_id not in self.customers:
-            self.customers[customer_id] = self.hub.load_customer(customer_id, field)
-        return self.customers[customer_id]
-
-    def prefetch(self, customer_ids: Iterable[str]) -> None:
-        """Load the customers not loaded yet, and those merged with them, a query per round."""
-        wanted = {c for c in customer_ids if c not in self.customers}
-        while wanted:
-            loaded = self.hub.load_customers(wanted)
-            self.customers.update(loaded)
-            wanted = {
-                other
-                for customer in loaded.values()
-                for other in (customer.merged_into, *customer.merged_from)
-                if other is not None and other not in self.customers
-            }
-
-    def survivor(self, customer_id: str, field: str | None = None) -> Customer:
-        """The customer a touchpoint for `customer_id` goes to, following merges."""
-        customer = self.customer(customer_id, field)
-        seen = {customer_id}
-        while customer.merged_into is not None and customer.merged_into not in seen:
-            seen.add(customer.merged_into)
-            customer = self.customer(customer.merged_into)
-        return customer
-
-    def state_of(self, customer: Customer) -> CustomerState:
-        """The customer's state with every customer merged into it folded in."""
-        if not customer.merged_from:
-            return customer.state
-        combined = CustomerState()
-        combined.absorb(customer.state)
-        for other_id in customer.merged_from:
-            combined.absorb(self.customer(other_id).state)
-        return combined
-
-    def aggregates(self) -> list[Any]:
-        """The aggregates with events to save (the library inspects each one it is given)."""
-        return [a for a in (*self.customers.values(), *self.created) if a.pending_events]
-
-    def key_owners(self) -> set[str]:
-        """The customers whose keys the pending events are sealed with."""
-        owners = {cid for cid, c in self.customers.items() if c.pending_events}
-        for created in self.created:
-            if isinstance(created, RejectedAttempt) and created.customer_id:
-                owners.add(created.customer_id)
-            elif isinstance(created, MergeSuggestion):
-                owners.update(created.customers)
-        return owners
-
-
-class Hub(Application[UUID]):
+class Hub(CustomerStreams):
     """The customer interaction hub's application service."""
 
     name = "Hub"
@@ -190,35 +113,9 @@ class Hub(Application[UUID]):
         self.channels = BUILT_IN_CHANNELS | frozenset(channels)
         self.default_region = default_region
         self.clock = clock
-        self.store = cast(HubRecorder, self.recorder)
-        cast(HubMapper, self.mapper).lookup = self._stored_hash
-        self.shredder = Shredder(self.store.customer_keys)
-        cast(HubMapper, self.mapper).shredder = self.shredder
         self._commit_listeners: list[Callable[[int], None]] = []
         # API keys (SPEC §10): `hub.keys.create/list/revoke/verify`, the CLI's and API's door.
         self.keys = Keys(cast(KeyTable, self.recorder), self.channels, clock, key_cache_s)
-
-    # -- construction: the library's hooks ------------------------------------------------
-
-    def construct_env(self, name: str, env: EnvType | None = None) -> Any:
-        environment = super().construct_env(name, env)
-        module = environment.get("PERSISTENCE_MODULE", "")
-        if module in RECORDERS and not environment.get("APPLICATION_RECORDER_TOPIC"):
-            environment["APPLICATION_RECORDER_TOPIC"] = RECORDERS[module]
-        return environment
-
-    def construct_transcoder(self) -> Transcoder:
-        return OrjsonTranscoder()
-
-    def construct_mapper(self) -> HubMapper:
-        return HubMapper(self.construct_transcoder())
-
-    def _stored_hash(self, originator_id: UUID, version: int) -> str:
-        stored = self.store.select_events(originator_id, gt=version - 1, lte=version)
-        if not stored:
-            raise IntegrityError(f"stream {originator_id} has no version {version}")
-        _, links, _ = split_chain(stored[0].state)
-        return links["hash"] if links else ""
 
     def on_commit(self, listener: Callable[[int], None]) -> None:
         """Call `listener(position)` after each commit of this process (wakes followers)."""
@@ -232,48 +129,16 @@ class Hub(Application[UUID]):
 
     # -- reading --------------------------------------------------------------------------
 
-    def load_customer(self, customer_id: str, field: str | None = None) -> Customer:
-        try:
-            customer: object = self.repository.get(UUID(customer_id))
-        except (AggregateNotFoundError, ValueError):
-            raise CustomerNotFound(customer_id, field) from None
-        if not isinstance(customer, Customer):
-            raise CustomerNotFound(customer_id, field)
-        return customer
-
-    def load_customers(self, customer_ids: Iterable[str]) -> dict[str, Customer]:
-        """The customers among `customer_ids`, read in one query; unknown ids are left out."""
-        streams = set()
-        for customer_id in customer_ids:
-            try:
-                streams.add(UUID(customer_id))
-            except ValueError:
-                continue
-        if self.repository.cache is not None or self.repository.snapshot_store is not None:
-            # The library's own path knows its cache and snapshots: one read per customer.
-            found = {}
-            for stream in streams:
-                try:
-                    found[str(stream)] = self.load_customer(str(stream))
-                except CustomerNotFound:
-                    continue
-            return found
-        customers = {}
-        for stream, stored_events in self.store.select_streams(streams).items():
-            aggregate = None
-            for stored_event in stored_events:
-                domain_event: Any = self.mapper.to_domain_event(stored_event)
-                aggregate = domain_event.mutate(aggregate)
-            if isinstance(aggregate, Customer):
-                customers[str(stream)] = aggregate
-        return customers
-
     def find_customer(self, identity: str) -> str | None:
         """The customer an identity key (`email:…`) routes to, following merges."""
         owner = self.store.lookup_keys([identity_digest(identity)]).get(identity_digest(identity))
         if owner is None:
             return None
-        return str(_Batch(self, {}).survivor(owner[0]).id)
+        batch = DecisionBatch(self, {})
+        try:
+            return str(batch.survivor(owner[0]).id)
+        finally:
+            batch.release()
 
     # -- proposing ------------------------------------------------------------------------
 
@@ -322,12 +187,17 @@ class Hub(Application[UUID]):
     def check(self, envelope: Envelope) -> CheckResult:
         """Dry run: the conflicts the touchpoint would cause now; records nothing."""
         proposal = self.propose(envelope)
-        batch = _Batch(self, self.store.lookup_keys(map(identity_digest, proposal.identities)))
-        target, _ = self._target(proposal, batch)
-        if target is not None and target.erased:
-            raise CustomerErased(str(target.id))
-        state = batch.state_of(target) if target else CustomerState()
-        conflicts = conflicts_of(state, proposal)
+        batch = DecisionBatch(
+            self, self.store.lookup_keys(map(identity_digest, proposal.identities))
+        )
+        try:
+            target, _ = self._target(proposal, batch)
+            if target is not None and target.erased:
+                raise CustomerErased(str(target.id))
+            state = batch.state_of(target) if target else CustomerState()
+            conflicts = conflicts_of(state, proposal)
+        finally:
+            batch.release()
         return CheckResult(not conflicts, conflicts, str(target.id) if target else None)
 
     def _decide_and_save(self, proposals: list[Proposal | HubError], mode: str) -> list[Outcome]:
@@ -335,11 +205,11 @@ class Hub(Application[UUID]):
         source_keys = {source_digest(p.channel, p.source_id) for p in valid}
         identities = {identity_digest(i) for p in valid for i in p.identities}
         # One read of every key the batch needs, then one of every customer they point at.
-        found = self.store.lookup_keys(source_keys | identities)
+        found, heads = self.store.lookup_owners(source_keys | identities)
         recorded = {key: found[key] for key in source_keys if key in found}
-        batch = _Batch(self, {key: found[key] for key in identities if key in found})
+        batch = DecisionBatch(self, {key: found[key] for key in identities if key in found}, heads)
         batch.prefetch([*batch.owners.values(), *(p.customer_id for p in valid if p.customer_id)])
-        decided: list[_Pending | _Earlier | HubError] = []
+        decided: list[Pending | Earlier | HubError] = []
         for proposal in proposals:
             if isinstance(proposal, HubError):
                 decided.append(proposal)
@@ -347,10 +217,10 @@ class Hub(Application[UUID]):
             key = source_digest(proposal.channel, proposal.source_id)
             if key in recorded:
                 owner, version = recorded[key]
-                decided.append(_Earlier(owner, cast(int, version), proposal.touchpoint_id))
+                decided.append(Earlier(owner, cast(int, version), proposal.touchpoint_id))
             elif key in batch.sources:
                 first = batch.sources[key]
-                decided.append(_Pending(None, first.customer_id, first.touchpoint_id, key, []))
+                decided.append(Pending(None, first.customer_id, first.touchpoint_id, key, []))
             else:
                 try:
                     decided.append(self._decide(proposal, mode, batch, key))
@@ -366,16 +236,28 @@ class Hub(Application[UUID]):
         positions: dict[int, int] = {}
         aggregates = batch.aggregates()
         if aggregates:
-            # One look-up (and creation) of every key the batch seals with, not one per event.
-            self.shredder.keys(batch.key_owners(), create=True)
-            for recording in self.save(*aggregates, hub_keys=batch.keys):
+            # One look-up of every key the batch seals with, not one per event; a write (and a
+            # commit of its own) only for customers in the store without a key yet.
+            owners = batch.key_owners()
+            known = self.shredder.keys(owners, create=False)
+            missing = [owner for owner in owners if known.get(owner) is None]
+            if missing:
+                self.shredder.keys(missing, create=True)
+            self.shredder.adopt(batch.new)
+            saved = self.save(*aggregates, hub_keys=batch.keys, hub_new_keys=batch.new)
+            for recording in saved:
                 positions[id(recording.domain_event)] = recording.notification.id
+        # Committed (or nothing to write): the customers are current, keep them for next time.
+        # A batch that raised never gets here, so a lost race leaves nothing stale behind.
+        batch.release()
         earlier = self.store.positions(
-            (d.customer_id, d.version) for d in decided if isinstance(d, _Earlier)
+            (d.customer_id, d.version) for d in decided if isinstance(d, Earlier)
         )
         return [_outcome(d, positions, earlier, batch) for d in decided]
 
-    def _target(self, proposal: Proposal, batch: _Batch) -> tuple[Customer | None, dict[str, str]]:
+    def _target(
+        self, proposal: Proposal, batch: DecisionBatch
+    ) -> tuple[Customer | None, dict[str, str]]:
         """The customer the proposal goes to (None: a new one), and the identities already owned.
 
         Raises AmbiguousIdentity when the identities point at several customers and the
@@ -405,7 +287,7 @@ class Hub(Application[UUID]):
             return batch.customer(next(iter(candidates))), owned
         return None, owned
 
-    def _decide(self, proposal: Proposal, mode: str, batch: _Batch, key: str) -> _Pending:
+    def _decide(self, proposal: Proposal, mode: str, batch: DecisionBatch, key: str) -> Pending:
         target, owned = self._target(proposal, batch)
         if target is not None and target.erased:
             raise CustomerErased(str(target.id))
@@ -415,6 +297,7 @@ class Hub(Application[UUID]):
             raise ConflictError(conflicts, str(target.id) if target else None)
         if target is None:
             target = Customer()
+            batch.new[str(target.id)] = new_key()
             batch.customers[str(target.id)] = target
         customer_id = str(target.id)
         new_identities = [i for i in proposal.identities if i not in owned]
@@ -426,7 +309,7 @@ class Hub(Application[UUID]):
         for identity in new_identities:
             batch.keys.append((identity_digest(identity), customer_id, None))
             batch.owners[identity_digest(identity)] = customer_id
-        pending = _Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
+        pending = Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
         batch.sources[key] = pending
         return pending
 
@@ -439,7 +322,7 @@ class Hub(Application[UUID]):
         unlinks their identities. The events stay: hashes, counts and order are untouched.
         """
         for _ in range(MAX_ATTEMPTS):
-            batch = _Batch(self, {})
+            batch = DecisionBatch(self, {})
             survivor = batch.survivor(customer_id)
             group = [survivor, *(batch.customer(other) for other in survivor.merged_from)]
             erased = [str(c.id) for c in group]
@@ -564,14 +447,14 @@ class Hub(Application[UUID]):
 
 
 def _outcome(
-    decided: _Pending | _Earlier | HubError,
+    decided: Pending | Earlier | HubError,
     positions: dict[int, int],
     earlier: dict[tuple[str, int], int],
-    batch: _Batch,
+    batch: DecisionBatch,
 ) -> Outcome:
     if isinstance(decided, HubError):
         return decided
-    if isinstance(decided, _Earlier):
+    if isinstance(decided, Earlier):
         position = earlier[(decided.customer_id, decided.version)]
         return Accepted(decided.touchpoint_id, decided.customer_id, position, duplicate=True)
     if decided.touchpoint is None:

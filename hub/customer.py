@@ -4,9 +4,11 @@ small aggregates that record rejected attempts and merge suggestions."""
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Snapshot as LibrarySnapshot
 
 from hub.state import CustomerState
 from hub.touchpoints import REGISTRY, TouchpointType
@@ -23,12 +25,52 @@ class Customer(Aggregate):
         self.merged_into: str | None = None
         self.merged_from: list[str] = []
         self.erased = False
+        # (version, hash) of the stream's last stored event: where the next event's chain
+        # link points (hub/codec.py). Not state of the domain: kept by the application.
+        self.chain_head: tuple[int, str] | None = None
+
+    class Snapshot(LibrarySnapshot):
+        """The customer at one version, so a long stream loads from here, not from version 1.
+
+        Stored sealed under the customer's key as a whole (hub/codec.py), like the personal
+        fields of its events, and deleted on erasure.
+        """
+
+        @classmethod
+        def take(cls, aggregate: Any) -> Customer.Snapshot:
+            snapshot = super().take(aggregate)
+            snapshot.state["state"] = aggregate.state.to_doc()
+            return snapshot
+
+        def mutate(self, _: None) -> Customer:
+            customer = super().mutate(None)
+            assert isinstance(customer, Customer)
+            doc = customer.__dict__
+            for name in ("_created_on", "_modified_on"):
+                if isinstance(doc.get(name), str):
+                    doc[name] = datetime.fromisoformat(doc[name])
+            customer.state = CustomerState.from_doc(doc["state"])
+            head = doc.get("chain_head")
+            customer.chain_head = (head[0], head[1]) if head else None
+            return customer
 
     def record(self, kind: TouchpointType, **fields: Any) -> Touchpoint:
-        """Append a touchpoint of the given type; returns the pending event."""
-        self.trigger_event(EVENT_CLASSES[kind.name], **fields)
-        touchpoint = self.pending_events[-1]
-        assert isinstance(touchpoint, Touchpoint)
+        """Append a touchpoint of the given type; returns the pending event.
+
+        What the library's `trigger_event` does, with the event built the way the mapper
+        builds events it reads (its fields set at once, not one frozen-dataclass field at a
+        time): `fields` are always `Proposal.event_fields`, so there is nothing to check.
+        """
+        cls = EVENT_CLASSES[kind.name]
+        touchpoint = object.__new__(cls)
+        fields.update(
+            originator_id=self.id,
+            originator_version=self.version + 1,
+            timestamp=cls.create_timestamp(),
+        )
+        object.__setattr__(touchpoint, "__dict__", fields)
+        touchpoint.mutate(self)
+        self._pending_events.append(touchpoint)
         return touchpoint
 
     @event("Absorbed")
@@ -83,7 +125,8 @@ class Touchpoint(Customer.Event):
 
     def record(self) -> dict[str, Any]:
         """The touchpoint as a plain record, with its type and `recorded_at`."""
-        fields = {k: v for k, v in vars(self).items() if k not in ("originator_id", "timestamp")}
+        fields = dict(vars(self))
+        del fields["originator_id"], fields["timestamp"]
         fields["type"] = self.TYPE
         fields["recorded_at"] = self.timestamp.isoformat()
         return fields

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
         le=65535,
         description="`hub ingest nats` serves /metrics on this loopback port (0: off)",
     )
+    aggregate_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="customers kept in memory between batches (0: none); each is checked "
+        "against the store by version before a decision",
+    )
+    snapshot_interval: int = Field(
+        default=500,
+        ge=0,
+        description="snapshot a customer every this many events (0: never)",
+    )
     group_commit: bool = Field(
         default=True,
         description="gather concurrent single touchpoints into shared transactions "
@@ -163,6 +174,7 @@ class Settings(BaseSettings):
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
                 "POSTGRES_LOCK_TIMEOUT": "10",
                 **({"POSTGRES_SCHEMA": self.database_schema} if self.database_schema else {}),
+                **self._write_path_env(),
             }
         path = self.database_url
         if path.startswith("sqlite:///"):
@@ -175,4 +187,11 @@ class Settings(BaseSettings):
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
+            **self._write_path_env(),
+        }
+
+    def _write_path_env(self) -> dict[str, str]:
+        return {
+            "AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size),
+            "SNAPSHOT_INTERVAL": str(self.snapshot_interval),
         }

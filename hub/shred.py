@@ -159,6 +159,34 @@ class Shredder:
         self._size = cache_size
         self._ttl = ttl
         self._lock = threading.Lock()
+        self._ciphers: dict[bytes, AESGCM] = {}  # AESGCM(key) costs a key schedule: once
+        # Random nonces drawn a page at a time (one system call per 512), each used once.
+        self._nonces = b""
+        self._next_nonce = 0
+
+    def _nonce(self) -> bytes:
+        with self._lock:
+            if self._next_nonce >= len(self._nonces):
+                self._nonces, self._next_nonce = os.urandom(12 * 512), 0
+            start = self._next_nonce
+            self._next_nonce = start + 12
+            return self._nonces[start : start + 12]
+
+    def _cipher(self, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key)
+        if cipher is None:
+            if len(self._ciphers) >= self._size:
+                self._ciphers.clear()
+            cipher = self._ciphers[key] = AESGCM(key)
+        return cipher
+
+    def adopt(self, keys: dict[str, bytes]) -> None:
+        """Keys just made for new customers, written with their first events (not yet
+        committed: only customers nobody else can know of yet)."""
+        now = time.monotonic()
+        with self._lock:
+            for customer, key in keys.items():
+                self._cache[customer] = (now, key)
 
     def keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         now = time.monotonic()
@@ -187,7 +215,9 @@ class Shredder:
     def forget(self, customers: Iterable[str]) -> None:
         with self._lock:
             for customer in customers:
-                self._cache.pop(customer, None)
+                cached = self._cache.pop(customer, None)
+                if cached is not None and cached[1] is not None:
+                    self._ciphers.pop(cached[1], None)
 
     def seal(self, topic: str, owner: str, state: dict[str, Any]) -> dict[str, Any]:
         """Move the event's personal values into `_personal`, encrypted per customer."""
@@ -204,11 +234,31 @@ class Shredder:
             values = {_encode_path(p): _get(state, p) for p in paths}
             for path in paths:
                 _replace(state, path, _placeholder(values[_encode_path(path)]), copied)
-            nonce = os.urandom(12)
-            token = AESGCM(key).encrypt(nonce, dumps(values), customer.encode())
+            nonce = self._nonce()
+            token = self._cipher(key).encrypt(nonce, dumps(values), customer.encode())
             sealed[customer] = base64.b64encode(nonce + token).decode()
         state[PERSONAL] = sealed
         return state
+
+    def seal_whole(self, owner: str, plain: bytes) -> str:
+        """One token of `plain` under the owner's key (a snapshot: all of it is personal)."""
+        key = self.keys([owner], create=True).get(owner)
+        if key is None:
+            raise KeyShredded(owner)
+        nonce = self._nonce()
+        token = self._cipher(key).encrypt(nonce, plain, owner.encode())
+        return base64.b64encode(nonce + token).decode()
+
+    def open_whole(self, owner: str, token: str) -> bytes | None:
+        """What `seal_whole` sealed; None once the key is gone (or the token was changed)."""
+        key = self.keys([owner], create=False).get(owner)
+        if key is None:
+            return None
+        raw = base64.b64decode(token)
+        try:
+            return self._cipher(key).decrypt(raw[:12], raw[12:], owner.encode())
+        except InvalidTag:
+            return None
 
     def open(self, state: dict[str, Any]) -> dict[str, Any]:
         """Put the personal values back; without the key, mark each of them as erased."""
@@ -222,7 +272,7 @@ class Shredder:
                 continue  # erased: the placeholders stay
             raw = base64.b64decode(token)
             try:
-                plain = AESGCM(key).decrypt(raw[:12], raw[12:], customer.encode())
+                plain = self._cipher(key).decrypt(raw[:12], raw[12:], customer.encode())
             except InvalidTag:
                 # Tampered ciphertext: `hub verify` names the edit; reads show it as erased.
                 continue

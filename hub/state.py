@@ -89,6 +89,24 @@ class CustomerState:
                 said_by=ref,
             )
 
+    def to_doc(self) -> dict[str, Any]:
+        """The state as plain JSON values, for a snapshot."""
+        doc = {name: getattr(self, name) for name in _DICT_FIELDS}
+        doc["claims"] = {subject: vars(claim) for subject, claim in self.claims.items()}
+        doc["identities"] = sorted(self.identities)
+        doc["touchpoints"] = self.touchpoints
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CustomerState:
+        """The state a snapshot's `to_doc` holds."""
+        return cls(
+            identities=set(doc["identities"]),
+            claims={subject: ClaimRecord(**claim) for subject, claim in doc["claims"].items()},
+            touchpoints=doc["touchpoints"],
+            **{name: doc[name] for name in _DICT_FIELDS},
+        )
+
     def overtake(self, subject: str, ref: dict[str, Any]) -> None:
         """A fact about `subject` changed: earlier claims on it are history, not in force."""
         claim = self.claims.get(subject)
@@ -110,6 +128,9 @@ class CustomerState:
             if subject not in self.claims or _later(claim.said_by, self.claims[subject].said_by):
                 self.claims[subject] = claim
         self.touchpoints += other.touchpoints
+
+
+_DICT_FIELDS = ("orders", "requests", "consent", "assets_sent", "promises")
 
 
 def reference(record: dict[str, Any]) -> dict[str, Any]:

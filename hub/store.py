@@ -9,7 +9,7 @@ second customer for one identity, across threads and processes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -23,6 +23,7 @@ from hub.key_store import SQLITE_TABLES, PostgresKeyTable, SQLiteKeyTable, postg
 from hub.shred import new_key
 
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
+KeyOwner = tuple[str, int | None]  # (owner, version)
 SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
 
 
@@ -32,13 +33,19 @@ ScanRow = tuple[int, str, int, str, bytes]  # position, stream id, version, topi
 class HubRecorder(Protocol):
     """What the application needs of its recorder beyond the library's interface."""
 
+    snapshots_table: str | None  # where the application's snapshots are, once it takes them
+
     def lookup_keys(self, keys: Iterable[str]) -> dict[str, tuple[str, int | None]]: ...
+
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]: ...
 
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
 
     def stream(self, originator_id: UUID) -> list[Notification]: ...
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]: ...
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]: ...
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]: ...
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
@@ -76,6 +83,7 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
 
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name)
+        self.snapshots_table: str | None = None  # set by the application when it snapshots
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -93,6 +101,12 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
         keys: list[KeyRow] = kwargs.get("hub_keys") or []
         if keys:
             c.executemany("INSERT INTO hub_keys (key, owner, version) VALUES (?, ?, ?)", keys)
+        new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
+        if new_keys:
+            # New customers' keys, committed with their first events (one commit, not two).
+            c.executemany(
+                "INSERT INTO hub_customer_keys (customer, key) VALUES (?, ?)", new_keys.items()
+            )
         for customer in kwargs.get("hub_erase") or ():
             # Shred the key and unlink the identities, in the transaction of the erasure.
             c.execute(
@@ -102,7 +116,35 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 (customer,),
             )
             c.execute("DELETE FROM hub_keys WHERE owner = ? AND version IS NULL", (customer,))
+            if self.snapshots_table:
+                # Sealed anyway; gone, so nothing of the customer outlives the key.
+                c.execute(
+                    f"DELETE FROM {self.snapshots_table} WHERE originator_id = ?",
+                    (UUID(customer).hex,),
+                )
         return super()._insert_events(c, stored_events, **kwargs)
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]:
+        """The newest snapshot of each stream that has one."""
+        wanted = [i.hex for i in set(originator_ids)]
+        found: dict[UUID, StoredEvent] = {}
+        if not self.snapshots_table or not wanted:
+            return found
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                # SQLite takes the bare columns from the row holding the max().
+                c.execute(
+                    "SELECT originator_id, max(originator_version) AS version, topic, state "
+                    f"FROM {self.snapshots_table} WHERE originator_id IN ({marks}) "
+                    "GROUP BY originator_id",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    stream = UUID(row["originator_id"])
+                    found[stream] = StoredEvent(stream, row["version"], row["topic"], row["state"])
+        return found
 
     def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         wanted = list(set(customers))
@@ -135,6 +177,28 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 for row in c.fetchall():
                     found[row["key"]] = (row["owner"], row["version"])
         return found
+
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]:
+        """The keys' rows, and the current version of each customer an identity points at."""
+        wanted = list(set(keys))
+        found: dict[str, KeyOwner] = {}
+        heads: dict[str, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(
+                    "SELECT k.key, k.owner, k.version, CASE WHEN k.version IS NULL THEN "
+                    f"(SELECT max(e.originator_version) FROM {self.events_table_name} e "
+                    "WHERE e.originator_id = replace(k.owner, '-', '')) END AS head "
+                    f"FROM hub_keys k WHERE k.key IN ({marks})",
+                    chunk,
+                )
+                for row in c.fetchall():
+                    found[row["key"]] = (row["owner"], row["version"])
+                    if row["head"] is not None:
+                        heads[row["owner"]] = row["head"]
+        return found, heads
 
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         found = {}
@@ -169,19 +233,19 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of many streams at once, each stream in version order."""
-        wanted = [i.hex for i in set(originator_ids)]
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams after a version each (0: all), in version order."""
+        wanted = list(after.items())
         found: dict[UUID, list[StoredEvent]] = {}
         with self.datastore.transaction(commit=False) as c:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for start in range(0, len(wanted), 400):
+                chunk = wanted[start : start + 400]
+                pairs = " OR ".join("(originator_id = ? AND originator_version > ?)" for _ in chunk)
                 c.execute(
                     "SELECT originator_id, originator_version, topic, state "
-                    f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                    f"FROM {self.events_table_name} WHERE {pairs} "
                     "ORDER BY originator_id, originator_version",
-                    chunk,
+                    [value for stream, version in chunk for value in (stream.hex, version)],
                 )
                 for row in c.fetchall():
                     stream = UUID(row["originator_id"])
@@ -257,6 +321,7 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
+        self.snapshots_table: str | None = None  # set by the application when it snapshots
         schema = Identifier(self.datastore.schema)
         self.keys_table = Identifier(f"{events_table_name.removesuffix('_events')}_keys")
         self.sql_create_statements.append(
@@ -286,6 +351,14 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             "SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%b::text[])"
         ).format(schema=schema, keys=self.keys_table)
         events = Identifier(events_table_name)
+        # With each identity, the version of its customer's stream: a cached customer at that
+        # version is current, and needs no read of its events.
+        self._select_owners = SQL(
+            "SELECT k.key, k.owner, k.version, CASE WHEN k.version IS NULL THEN "
+            "(SELECT max(e.originator_version) FROM {schema}.{events} e "
+            "WHERE e.originator_id = k.owner::uuid) END FROM {schema}.{keys} k "
+            "WHERE k.key = ANY(%b::text[])"
+        ).format(schema=schema, events=events, keys=self.keys_table)
         self._insert_stored = SQL(
             "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
@@ -299,8 +372,10 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             "ON e.originator_id = w.id AND e.originator_version = w.v"
         ).format(schema=schema, events=events)
         self._select_streams = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
-            "WHERE originator_id = ANY(%b) ORDER BY originator_id, originator_version"
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM {schema}.{events} e JOIN unnest(%b::uuid[], %b::bigint[]) AS w(id, v) "
+            "ON e.originator_id = w.id AND e.originator_version > w.v "
+            "ORDER BY e.originator_id, e.originator_version"
         ).format(schema=schema, events=events)
         self._select_stream = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -333,10 +408,30 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
                 ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
                 prepare=False,
             )
+        new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
+        if new_keys:
+            # New customers' keys, committed with their first events (one commit, not two).
+            curs.execute(
+                SQL(
+                    "INSERT INTO {schema}.{table} (customer, key) "
+                    "SELECT * FROM unnest(%b::text[], %b::bytea[])"
+                ).format(schema=Identifier(self.datastore.schema), table=self.customer_keys_table),
+                (list(new_keys), list(new_keys.values())),
+                prepare=False,
+            )
         erased = list(kwargs.get("hub_erase") or ())
         if erased:
             # Shred the keys and unlink the identities, in the transaction of the erasure.
             schema = Identifier(self.datastore.schema)
+            if self.snapshots_table:
+                # Sealed anyway; gone, so nothing of the customer outlives the key.
+                curs.execute(
+                    SQL("DELETE FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
+                        schema=schema, table=Identifier(self.snapshots_table)
+                    ),
+                    ([UUID(customer) for customer in erased],),
+                    prepare=False,
+                )
             curs.execute(
                 SQL(
                     "INSERT INTO {schema}.{table} (customer, key, erased_at) "
@@ -405,6 +500,21 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             curs.execute(self._select_keys, (wanted,))
             return {row["key"]: (row["owner"], row["version"]) for row in curs.fetchall()}
 
+    def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]:
+        """The keys' rows, and the current version of each customer an identity points at."""
+        wanted = list(set(keys))
+        if not wanted:
+            return {}, {}
+        found: dict[str, KeyOwner] = {}
+        heads: dict[str, int] = {}
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._select_owners, (wanted,))
+            for key, owner, version, head in curs.fetchall():
+                found[key] = (owner, version)
+                if head is not None:
+                    heads[owner] = head
+        return found, heads
+
     def positions(self, events: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
         wanted = list(set(events))
         if not wanted:
@@ -433,17 +543,30 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
                 for row in curs.fetchall()
             ]
 
-    def select_streams(self, originator_ids: Iterable[UUID]) -> dict[UUID, list[StoredEvent]]:
-        """The stored events of many streams at once, each stream in version order."""
-        wanted = list(set(originator_ids))
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The stored events of many streams after a version each (0: all), in version order."""
         found: dict[UUID, list[StoredEvent]] = {}
-        if not wanted:
+        if not after:
             return found
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self._select_streams, (wanted,), binary=True)
+            curs.execute(self._select_streams, (list(after), list(after.values())), binary=True)
             for stream, version, topic, state in curs.fetchall():
                 found.setdefault(stream, []).append(StoredEvent(stream, version, topic, state))
         return found
+
+    def latest_snapshots(self, originator_ids: Iterable[UUID]) -> dict[UUID, StoredEvent]:
+        """The newest snapshot of each stream that has one."""
+        wanted = list(set(originator_ids))
+        if not self.snapshots_table or not wanted:
+            return {}
+        query = SQL(
+            "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE originator_id = ANY(%b) "
+            "ORDER BY originator_id, originator_version DESC"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.snapshots_table))
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(query, (wanted,), binary=True)
+            return {row[0]: StoredEvent(*row) for row in curs.fetchall()}
 
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]:
         """Events stream by stream, each in version order, after (stream, version)."""

@@ -1,0 +1,57 @@
+"""Parts of the fast write path that must behave exactly like the slow ones they replace."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from hub.cache import AggregateCache
+from hub.codec import CHAIN, dumps, with_chain
+from hub.customer import Customer
+from hub.envelope import TOUCHPOINT_NAMESPACE, touchpoint_id_for
+
+
+def test_stored_bytes_with_spliced_links_equal_encoding_the_whole_state() -> None:
+    states = [
+        {"touchpoint_id": "t", "data": {"b": 1, "a": [1, 2]}, "_personal": {"c": "x"}},
+        {"originator_topic": "x"},
+        {"Upper": 1, "lower": 2},  # sorts before `_chain`: encoded in full
+        {},
+    ]
+    for state in states:
+        full = dumps({**state, CHAIN: {"prev": "p" * 64, "hash": "h" * 64}})
+        assert with_chain(state, dumps(state), "p" * 64, "h" * 64) == full
+
+
+def test_touchpoint_ids_are_the_uuid5_of_the_source_key() -> None:
+    for channel, source_id in [("web", "order-1"), ("email", "<ä@b.example>"), ("phone", "")]:
+        expected = uuid.uuid5(TOUCHPOINT_NAMESPACE, f"{channel}\x1f{source_id}")
+        assert touchpoint_id_for(channel, source_id) == str(expected)
+
+
+def test_the_cache_drops_the_least_recently_used_beyond_its_size() -> None:
+    cache: AggregateCache[Customer] = AggregateCache(maxsize=2)
+    first, second, third = Customer(), Customer(), Customer()
+    cache.put([first, second])
+    cache.put(cache.take([str(first.id)]).values())  # used again: now the most recent
+    cache.put([third])
+    assert set(cache.take([str(c.id) for c in (first, second, third)])) == {
+        str(first.id),
+        str(third.id),
+    }
+
+
+def test_a_taken_customer_is_not_handed_out_twice() -> None:
+    cache: AggregateCache[Customer] = AggregateCache(maxsize=10)
+    customer = Customer()
+    cache.put([customer])
+    assert cache.take([str(customer.id)]) == {str(customer.id): customer}
+    assert cache.take([str(customer.id)]) == {}
+
+
+def test_the_cache_forgets_customers_unused_for_its_ttl() -> None:
+    cache: AggregateCache[Customer] = AggregateCache(maxsize=10, ttl=0.05)
+    customer = Customer()
+    cache.put([customer])
+    time.sleep(0.06)
+    assert cache.take([str(customer.id)]) == {} and len(cache) == 0
