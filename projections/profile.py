@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from projections.base import Event, View, dumps, marks
+from projections.base import Event, RowCache, View, dumps, marks
 from projections.store import Table, Tx
 
 PROFILES = Table("view_profile", (("stream", "text"), ("doc", "text")), key=("stream",))
@@ -40,18 +40,36 @@ class Profile(View):
     name = "profile"
     tables = (PROFILES,)
 
+    def __init__(self, cache_size: int = 5000):
+        # Active customers come back page after page: keep their documents decoded.
+        self.cache = RowCache(cache_size)
+
+    def forget(self) -> None:
+        self.cache.clear()
+
     def apply(self, tx: Tx, events: Sequence[Event]) -> None:
         streams = sorted({e.stream for e in events})
-        docs = {
-            row["stream"]: orjson.loads(row["doc"])
-            for row in tx.chunked("SELECT * FROM {s}view_profile WHERE stream IN ({in})", streams)
-        }
+        docs: dict[str, dict[str, Any]] = {}
+        missing = []
+        for stream in streams:
+            cached = self.cache.take(stream)
+            if cached is None:
+                missing.append(stream)
+            else:
+                docs[stream] = cached
+        if missing:
+            for row in tx.chunked(
+                "SELECT stream, doc FROM {s}view_profile WHERE stream IN ({in})", missing
+            ):
+                docs[row["stream"]] = orjson.loads(row["doc"])
         for event in events:
             doc = docs.get(event.stream)
             if doc is None:
                 doc = docs[event.stream] = _empty(event.stream)
             _evolve(doc, event)
         tx.upsert(PROFILES, [(stream, dumps(docs[stream])) for stream in streams])
+        for stream in streams:
+            self.cache.keep(stream, docs[stream])
 
 
 def _provenance(event: Event, value: Any, at: str) -> dict[str, Any]:
