@@ -17,6 +17,14 @@ from projections.base import Event, RowCache, View, dumps, marks
 from projections.store import Table, Tx
 
 PROFILES = Table("view_profile", (("stream", "text"), ("doc", "text")), key=("stream",))
+# Who a customer absorbed and where it went, beside the document: every read needs them to
+# find the customer's streams, and a long customer's document is a hundred kilobytes.
+LINKS = Table(
+    "view_profile_links",
+    (("stream", "text"), ("merged_into", "text"), ("merged_from", "text")),
+    key=("stream",),
+)
+MERGE_KINDS = frozenset(("absorbed", "released", "merged_into", "unmerged"))
 
 
 def _empty(stream: str) -> dict[str, Any]:
@@ -38,7 +46,7 @@ def _empty(stream: str) -> dict[str, Any]:
 
 class Profile(View):
     name = "profile"
-    tables = (PROFILES,)
+    tables = (PROFILES, LINKS)
 
     def __init__(self, cache_size: int = 5000):
         # Active customers come back page after page: keep their documents decoded.
@@ -62,12 +70,22 @@ class Profile(View):
                 "SELECT stream, doc FROM {s}view_profile WHERE stream IN ({in})", missing
             ):
                 docs[row["stream"]] = orjson.loads(row["doc"])
+        linked = set()
         for event in events:
             doc = docs.get(event.stream)
             if doc is None:
                 doc = docs[event.stream] = _empty(event.stream)
             _evolve(doc, event)
+            if event.kind in MERGE_KINDS:
+                linked.add(event.stream)
         tx.upsert(PROFILES, [(stream, dumps(docs[stream])) for stream in streams])
+        tx.upsert(
+            LINKS,
+            [
+                (stream, docs[stream]["merged_into"], dumps(docs[stream]["merged_from"]))
+                for stream in sorted(linked)
+            ],
+        )
         for stream in streams:
             self.cache.keep(stream, docs[stream])
 

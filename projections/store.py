@@ -169,6 +169,12 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
     def record_tracking(self, tx: Tx, name: str, position: int) -> None:
         self._insert_tracking(tx.library_cursor, Tracking(name, position))
 
+    def missing_tables(self) -> set[str]:
+        """The view tables not (yet) in the database."""
+        with self.tx(commit=False) as tx:
+            rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {table.name for table in self.tables} - {row["name"] for row in rows}
+
 
 class PostgresViewRecorder(PostgresTrackingRecorder):
     """The library's PostgreSQL tracking recorder, creating the view tables too."""
@@ -197,6 +203,14 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 
     def record_tracking(self, tx: Tx, name: str, position: int) -> None:
         self._insert_tracking(tx.library_cursor, Tracking(name, position))
+
+    def missing_tables(self) -> set[str]:
+        """The view tables not (yet) in the database."""
+        with self.tx(commit=False) as tx:
+            rows = tx.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = ?", [self.datastore.schema]
+            )
+        return {table.name for table in self.tables} - {row["tablename"] for row in rows}
 
 
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder
