@@ -59,8 +59,9 @@ class Profile(View):
         streams = sorted({e.stream for e in events})
         docs: dict[str, dict[str, Any]] = {}
         missing = []
+        cache = self.cache if tx.remember else RowCache(0)
         for stream in streams:
-            cached = self.cache.take(stream)
+            cached = cache.take(stream)
             if cached is None:
                 missing.append(stream)
             else:
@@ -86,8 +87,9 @@ class Profile(View):
                 for stream in sorted(linked)
             ],
         )
-        for stream in streams:
-            self.cache.keep(stream, docs[stream])
+        if tx.remember:
+            for stream in streams:
+                self.cache.keep(stream, docs[stream])
 
 
 def _provenance(event: Event, value: Any, at: str) -> dict[str, Any]:

@@ -104,7 +104,6 @@ class Projections:
         catch_up_pages: int = 10,
     ):
         self.hub = hub
-        self.policy = policy
         self.views = build_views(policy)
         self.by_name = {view.name: view for view in self.views}
         self.tables = [table for view in self.views for table in view.tables]
@@ -182,6 +181,7 @@ class Projections:
         applied, complete = [], True
         try:
             with _few_collections(), self.recorder.tx(commit=True) as tx:
+                tx.remember = True
                 if self.postgres:
                     tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
                 current = self._positions(tx)
@@ -338,6 +338,6 @@ class Projections:
                         todo.append(event.doc["other_id"])
         ordered = [events[p] for p in sorted(events)]
         with scratch(self.tables) as tx:
-            for view in build_views(self.policy):  # their own memory, not the live views'
+            for view in self.views:
                 view.apply(tx, ordered)
             return query(tx)

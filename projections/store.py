@@ -64,6 +64,9 @@ class Tx:
         self.cursor = getattr(cursor, "sqlite_cursor", cursor)
         self.postgres = postgres
         self.prefix = prefix
+        # Whether views may use and update what they keep in memory between pages: only in
+        # the runner's own transactions on the live tables (not replays or scratch copies).
+        self.remember = False
         self._sql: dict[str, str] = {}
 
     def sql(self, statement: str) -> str:

@@ -36,7 +36,9 @@ class Timeline(View):
 
 
 def _row(event: Event) -> tuple[Any, ...]:
-    doc = {k: v for k, v in event.doc.items() if k not in HIDDEN}
+    doc = dict(event.doc)
+    for hidden in HIDDEN:
+        doc.pop(hidden, None)
     doc["type"] = event.type
     doc["customer_id"] = event.stream
     doc["position"] = event.position

@@ -101,3 +101,19 @@ def test_catch_up_starts_again_when_a_view_is_rebuilt_under_it(hub: Hub) -> None
     live = digest(views)
     views.rebuild()
     assert digest(views) == live
+
+
+def test_an_as_of_replay_leaves_the_live_views_memory_alone(hub: Hub) -> None:
+    views = Projections(hub)
+    first = hub.record(touchpoint(customer=LI, occurred_at="2026-11-01T09:00:00Z"))
+    views.catch_up()
+    between = hub.clock()
+    hub.record(touchpoint(customer=LI, occurred_at="2026-11-02T09:00:00Z"))
+    views.catch_up()
+    then = views.as_of(
+        first.customer_id, between, lambda tx: reads.read_profile(tx, first.customer_id)
+    )
+    assert then["touchpoints"] == 1
+    hub.record(touchpoint(customer=LI, occurred_at="2026-11-03T09:00:00Z"))
+    views.catch_up()
+    assert profile(views, first.customer_id)["touchpoints"] == 3
