@@ -164,9 +164,11 @@ def explain(views: Projections, name: str, query: Callable[[Tx], Any], big: int)
         started = time.perf_counter()
         query(tx)
         took = (time.perf_counter() - started) * 1000
-        tx.cursor = recording._cursor
+    statements = []
+    # A transaction of its own: a read that computes long in Python (service levels) must
+    # not leave the plans to a session the store closed for idling in a transaction.
+    with views.recorder.tx(commit=False) as tx:
         tx.cursor.execute(f"SET LOCAL search_path TO {tx.prefix.rstrip('.')}")
-        statements = []
         for sql, params in recording.sent:
             tx.cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
             plan = tx.cursor.fetchone()["QUERY PLAN"][0]
