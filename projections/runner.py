@@ -1,4 +1,4 @@
-"""The projection runner: reads the notification log a page at a time and applies each page to
+"""The projection runner: reads the notification log a few pages at a time and applies them to
 every view in one transaction together with each view's tracking record (exactly once).
 
 `catch_up` works through the log; `start` follows it in a thread, woken by the hub's commits in
