@@ -52,6 +52,7 @@ class ProjectionsBehind(HubError):
         return {**super().problem(), "min_position": self.wanted, "position": self.reached}
 
 
+COLLECT_EVERY = 100_000  # notifications between full collections during a long catch-up
 _collections = threading.Lock()
 _holders = [0, False]  # how many threads want collection off; whether it was on before
 
@@ -230,6 +231,10 @@ class Projections:
                 if not page:
                     break
                 ahead = reader.submit(self._read, page[-1].id, self.catch_up_pages)
+                if total // COLLECT_EVERY != (total + len(page)) // COLLECT_EVERY:
+                    # A log that never drains (steady writes) must not keep the process's
+                    # cyclic garbage (HTTP handlers, tracebacks) from ever being collected.
+                    gc.collect()
                 total += len(page)
                 if self._apply(start, page, events):
                     start = page[-1].id
