@@ -3,6 +3,7 @@ page-wise read of the same log in the same run, and timeline read latency of a l
 
     .venv/bin/python -m bench.projections            # 1,000,000 events on PostgreSQL
     .venv/bin/python -m bench.projections --quick    # 60,000 events
+    .venv/bin/python -m bench.projections --schema bench_1m   # make it once, then reuse it
 
 The log is made of real hub events: a template of customers recorded through the hub's batch
 path (`record_batch`), copied row by row under new stream ids (same topics and stored JSON, so
@@ -104,6 +105,17 @@ def record_long_customer(hub: Hub, events: int) -> str:
     return first.customer_id
 
 
+def longest_stream(settings: Settings) -> str:
+    """The customer with the most events (the long one) of a reused log."""
+    with psycopg.connect(settings.database_url) as conn:
+        conn.execute(f'SET search_path TO "{settings.database_schema}"')
+        row = conn.execute(
+            "SELECT originator_id FROM hub_events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def plain_read(hub: Hub, page: int) -> tuple[int, float]:
     started, count, position = time.perf_counter(), 0, 0
     while rows := hub.recorder.select_notifications(position + 1, page):
@@ -123,6 +135,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, help="size of the log (default 1,000,000)")
     parser.add_argument("--database-url", default=DEFAULT_URL)
     parser.add_argument("--reads", type=int, default=2000, help="timeline reads to time")
+    parser.add_argument(
+        "--schema", help="reuse (or make and keep) the log in this schema instead of a new one"
+    )
     args = parser.parse_args()
     target = args.events or (60_000 if args.quick else 1_000_000)
     long_events = 10_000
@@ -131,28 +146,32 @@ def main() -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
             conn.execute(f'CREATE DATABASE "{dbname}"')
-    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    schema = args.schema or f"bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     settings = Settings(database_url=args.database_url, database_schema=schema, pool_size=4)
     hub = build_hub(settings)
     try:
         started = time.perf_counter()
-        template = record_template(hub, customers=1000, per_customer=9)
-        copies = max(0, (target - long_events - template) // template)
-        copy_template(settings, template, copies)
-        long_customer = record_long_customer(hub, long_events)
+        if hub.recorder.max_notification_id():
+            long_customer = longest_stream(settings)
+            print(f"log: reusing the {hub.recorder.max_notification_id():,} events in {schema}")
+        else:
+            template = record_template(hub, customers=1000, per_customer=9)
+            copies = max(0, (target - long_events - template) // template)
+            copy_template(settings, template, copies)
+            long_customer = record_long_customer(hub, long_events)
+            print(
+                f"log: {hub.recorder.max_notification_id():,} events ({template:,}-event "
+                f"template x {copies + 1}, +{long_events:,} for one customer) made in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
         head = hub.recorder.max_notification_id() or 0
-        generated = time.perf_counter() - started
-        print(
-            f"log: {head:,} events ({template:,}-event template x {copies + 1}, "
-            f"+{long_events:,} for one customer) made in {generated:.0f} s"
-        )
 
         read_count, read_s = plain_read(hub, 1000)
         views = Projections(hub)
         started = time.perf_counter()
-        applied = views.catch_up()
+        applied = views.rebuild()  # from zero, also when the schema is reused
         catch_up_s = time.perf_counter() - started
         assert applied == read_count == head, (applied, read_count, head)
 
@@ -196,8 +215,9 @@ def main() -> None:
         print(orjson.dumps(figures).decode())
     finally:
         hub.close()
-        with psycopg.connect(args.database_url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        if not args.schema:
+            with psycopg.connect(args.database_url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

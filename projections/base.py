@@ -6,6 +6,7 @@ personal fields opened by the hub's shredder; the keys of a whole page are fetch
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -53,8 +54,10 @@ def norm_time(value: str | datetime | None) -> str | None:
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
 
 
+@lru_cache(maxsize=100_000)
 def parse_time(value: str) -> datetime:
-    return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=UTC)
+    """The inverse of `norm_time` (fromisoformat is C; strptime was a tenth of a catch-up)."""
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 @dataclass(slots=True)
@@ -125,7 +128,36 @@ class View:
 
     def clear(self, tx: Tx) -> None:
         for table in self.tables:
-            tx.execute(f"DELETE FROM {{s}}{table.name}")
+            # TRUNCATE leaves no dead rows behind for the rebuild to wade through.
+            verb = "TRUNCATE" if tx.postgres else "DELETE FROM"
+            tx.execute(f"{verb} {{s}}{table.name}")
+
+    def forget(self) -> None:
+        """Drop whatever the view keeps in memory between pages (its rows may have changed
+        under it: another runner, a rebuild, a rolled-back transaction)."""
+
+
+class RowCache(OrderedDict[str, Any]):
+    """The most recently used rows of a view, by key, as they stand in its tables.
+
+    Only valid while nobody else writes the view: the runner calls `View.forget` whenever the
+    view's tracked position is not the one it committed itself, and after any failure."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def take(self, key: str) -> Any:
+        found = self.get(key)
+        if found is not None:
+            self.move_to_end(key)
+        return found
+
+    def keep(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
 
 
 def members_table(view: str) -> Table:

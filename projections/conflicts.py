@@ -23,7 +23,12 @@ ROWS = Table(
         ("doc", "text"),
     ),
     key=("position", "idx"),
-    indexes=(("customer", "position"), ("rule", "position")),
+    indexes=(
+        ("customer", "position"),
+        ("rule", "position"),
+        ("outcome", "position"),
+        ("recorded_at",),
+    ),
 )
 
 

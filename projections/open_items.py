@@ -48,7 +48,15 @@ ITEMS = Table(
         ("doc", "text"),
     ),
     key=("stream", "item_id"),
-    indexes=(("is_open", "due_at"), ("is_open", "kind", "due_at"), ("stream", "is_open")),
+    indexes=(
+        ("is_open", "due_at"),
+        ("is_open", "kind", "due_at"),
+        ("stream", "is_open"),
+        # queues by channel and by assignee, in due order; service levels by opening time
+        ("is_open", "channel", "due_at"),
+        ("is_open", "assignee", "due_at"),
+        ("opened_at",),
+    ),
 )
 CONTACTS = Table(
     "view_open_items_contacts",
@@ -410,10 +418,8 @@ def queue(
         where.append("due_at >= ?")
         params.append(now)
     if after is not None:
-        where.append(
-            "(due_at > ? OR (due_at = ? AND (stream > ? OR (stream = ? AND item_id > ?))))"
-        )
-        params += [after[0], after[0], after[1], after[1], after[2]]
+        where.append("(due_at, stream, item_id) > (?, ?, ?)")  # one range of the index
+        params += [after[0], after[1], after[2]]
     rows = tx.execute(
         f"SELECT * FROM {{s}}view_open_items WHERE {' AND '.join(where)} "
         "ORDER BY due_at, stream, item_id LIMIT ?",

@@ -13,10 +13,18 @@ from typing import Any
 
 import orjson
 
-from projections.base import Event, View, dumps, marks
+from projections.base import Event, RowCache, View, dumps, marks
 from projections.store import Table, Tx
 
 PROFILES = Table("view_profile", (("stream", "text"), ("doc", "text")), key=("stream",))
+# Who a customer absorbed and where it went, beside the document: every read needs them to
+# find the customer's streams, and a long customer's document is a hundred kilobytes.
+LINKS = Table(
+    "view_profile_links",
+    (("stream", "text"), ("merged_into", "text"), ("merged_from", "text")),
+    key=("stream",),
+)
+MERGE_KINDS = frozenset(("absorbed", "released", "merged_into", "unmerged"))
 
 
 def _empty(stream: str) -> dict[str, Any]:
@@ -38,20 +46,50 @@ def _empty(stream: str) -> dict[str, Any]:
 
 class Profile(View):
     name = "profile"
-    tables = (PROFILES,)
+    tables = (PROFILES, LINKS)
+
+    def __init__(self, cache_size: int = 5000):
+        # Active customers come back page after page: keep their documents decoded.
+        self.cache = RowCache(cache_size)
+
+    def forget(self) -> None:
+        self.cache.clear()
 
     def apply(self, tx: Tx, events: Sequence[Event]) -> None:
         streams = sorted({e.stream for e in events})
-        docs = {
-            row["stream"]: orjson.loads(row["doc"])
-            for row in tx.chunked("SELECT * FROM {s}view_profile WHERE stream IN ({in})", streams)
-        }
+        docs: dict[str, dict[str, Any]] = {}
+        missing = []
+        cache = self.cache if tx.remember else RowCache(0)
+        for stream in streams:
+            cached = cache.take(stream)
+            if cached is None:
+                missing.append(stream)
+            else:
+                docs[stream] = cached
+        if missing:
+            for row in tx.chunked(
+                "SELECT stream, doc FROM {s}view_profile WHERE stream IN ({in})", missing
+            ):
+                docs[row["stream"]] = orjson.loads(row["doc"])
+        linked = set()
         for event in events:
             doc = docs.get(event.stream)
             if doc is None:
                 doc = docs[event.stream] = _empty(event.stream)
             _evolve(doc, event)
+            if event.kind in MERGE_KINDS:
+                linked.add(event.stream)
         tx.upsert(PROFILES, [(stream, dumps(docs[stream])) for stream in streams])
+        tx.upsert(
+            LINKS,
+            [
+                (stream, docs[stream]["merged_into"], dumps(docs[stream]["merged_from"]))
+                for stream in sorted(linked)
+            ],
+        )
+        if tx.remember:
+            for stream in streams:
+                self.cache.keep(stream, docs[stream])
 
 
 def _provenance(event: Event, value: Any, at: str) -> dict[str, Any]:

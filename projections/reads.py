@@ -24,20 +24,27 @@ CLAIM_VIEWS = ("profile", "claims", "open_items")
 
 def streams_of(tx: Tx, customer_id: str) -> tuple[list[str], str | None]:
     """The customer's stream and those merged into it (at any depth), and where it went."""
-    rows = tx.execute("SELECT doc FROM {s}view_profile WHERE stream = ?", [customer_id])
+    rows = tx.execute(
+        "SELECT p.stream, l.merged_into, l.merged_from FROM {s}view_profile p "
+        "LEFT JOIN {s}view_profile_links l ON l.stream = p.stream WHERE p.stream = ?",
+        [customer_id],
+    )
     if not rows:
         raise CustomerNotFound(customer_id)
-    doc = orjson.loads(rows[0]["doc"])
-    streams, todo = [customer_id], list(doc["merged_from"])
+    links = {customer_id: rows[0]}
+    streams, todo = [customer_id], _merged_from(rows[0])
     while todo:
-        found = tx.chunked("SELECT doc FROM {s}view_profile WHERE stream IN ({in})", todo)
-        todo = []
-        for row in found:
-            member = orjson.loads(row["doc"])
-            if member["customer_id"] not in streams:
-                streams.append(member["customer_id"])
-                todo += member["merged_from"]
-    return streams, doc["merged_into"]
+        found = tx.chunked("SELECT * FROM {s}view_profile_links WHERE stream IN ({in})", todo)
+        links.update((row["stream"], row) for row in found)
+        fresh = [member for member in dict.fromkeys(todo) if member not in streams]
+        streams += fresh
+        todo = [m for member in fresh for m in _merged_from(links.get(member))]
+    own = links.get(customer_id)
+    return streams, own["merged_into"] if own else None
+
+
+def _merged_from(link: Any) -> list[str]:
+    return orjson.loads(link["merged_from"]) if link and link["merged_from"] else []
 
 
 def _where(merged_into: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The projection runner: reads the notification log a page at a time and applies each page to
+"""The projection runner: reads the notification log a few pages at a time and applies them to
 every view in one transaction together with each view's tracking record (exactly once).
 
 `catch_up` works through the log; `start` follows it in a thread, woken by the hub's commits in
@@ -9,10 +9,13 @@ and the positions re-read inside each transaction keep every event applied once.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -50,6 +53,32 @@ class ProjectionsBehind(HubError):
         return {**super().problem(), "min_position": self.wanted, "position": self.reached}
 
 
+COLLECT_EVERY = 100_000  # notifications between full collections during a long catch-up
+_collections = threading.Lock()
+_holders = [0, False]  # how many threads want collection off; whether it was on before
+
+
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """No cyclic garbage collection while pages are read and applied.
+
+    A page's decoded events (some 30 objects each) live until its commit and then die by
+    reference counting; collections in between only walked them again and again (a third
+    of a catch-up's CPU, measured). Collection resumes when the log is drained."""
+    with _collections:
+        if _holders[0] == 0:
+            _holders[1] = gc.isenabled()
+            gc.disable()
+        _holders[0] += 1
+    try:
+        yield
+    finally:
+        with _collections:
+            _holders[0] -= 1
+            if _holders[0] == 0 and _holders[1]:
+                gc.enable()
+
+
 def build_projections(hub: Hub, settings: Settings) -> Projections:
     """The projections of a hub, configured by the settings (not started)."""
     return Projections(
@@ -74,6 +103,7 @@ class Projections:
         policy: SlaPolicy | None = None,
         page_size: int = 1000,
         poll_interval: float = 0.2,
+        catch_up_pages: int = 10,
     ):
         self.hub = hub
         self.views = build_views(policy)
@@ -81,10 +111,15 @@ class Projections:
         self.tables = [table for view in self.views for table in view.tables]
         prefix = getattr(hub.recorder, "events_table_name", "hub_events").removesuffix("_events")
         self.recorder = view_recorder(hub.recorder.datastore, self.tables, prefix)  # type: ignore[attr-defined]
+        missing = self.recorder.missing_tables()
         self.recorder.create_table()
         self.postgres = isinstance(self.recorder, PostgresViewRecorder)
+        # A view that gained a table since its rows were made starts again from zero.
+        self._reset([v for v in self.views if any(t.name in missing for t in v.tables)])
         self.page_size = page_size
+        self.catch_up_pages = catch_up_pages
         self.poll_interval = poll_interval
+        self._committed: dict[str, int] = {}  # each view's position as this runner left it
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._progress = threading.Condition()
@@ -125,53 +160,116 @@ class Projections:
 
     # -- applying -------------------------------------------------------------------------
 
-    def step(self) -> int:
-        """Apply the next page of the log to every view that has not seen it; the page size."""
-        start = min(self.positions().values())
-        page = self.hub.recorder.select_notifications(start + 1, self.page_size)
-        if not page:
-            return 0
-        events = decode(page, self.hub.shredder)
+    def step(self, pages: int = 1) -> int:
+        """Apply up to `pages` pages of the log to every view that has not seen them, in one
+        transaction; the number of notifications read."""
+        with _few_collections():
+            start = min(self.positions().values())
+            page, events = self._read(start, pages)
+            if page:
+                self._apply(start, page, events)
+            return len(page)
+
+    def _read(self, start: int, pages: int) -> tuple[Sequence[Any], list[Event]]:
+        """The notifications after `start`, and their hub events decoded."""
+        with _few_collections():
+            page = self.hub.recorder.select_notifications(start + 1, self.page_size * pages)
+            return page, decode(page, self.hub.shredder) if page else []
+
+    def _apply(self, start: int, page: Sequence[Any], events: list[Event]) -> bool:
+        """Apply a page read after `start` in one transaction with the views' tracking; False
+        when a view was behind `start` (just rebuilt), so the page was not all it needed."""
         last = page[-1].id
-        with self.recorder.tx(commit=True) as tx:
-            if self.postgres:
-                tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
-            current = self._positions(tx)
-            applied = []
-            for view in self.views:
-                at = current[view.name]
-                if at >= last or at < start:
-                    continue  # another runner got here first, or the view was just rebuilt
-                view.apply(tx, [e for e in events if e.position > at])
-                self.recorder.record_tracking(tx, view.name, last)
-                applied.append(view)
-            erased = erased_in(events)
-            if erased and applied:
-                scrub(self.hub, tx, applied, erased, last)
+        applied: list[View] = []
+        complete = True
+        try:
+            with _few_collections(), self.recorder.tx(commit=True) as tx:
+                tx.remember = True
+                if self.postgres:
+                    tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
+                current = self._positions(tx)
+                for view in self.views:
+                    at = current[view.name]
+                    if at < start:
+                        complete = False  # rebuilt meanwhile: it needs earlier pages first
+                        continue
+                    if at >= last:
+                        continue  # another runner got here first
+                    if self._committed.get(view.name) != at:
+                        view.forget()  # someone else moved it: what it remembers may be stale
+                    view.apply(tx, [e for e in events if e.position > at])
+                    self.recorder.record_tracking(tx, view.name, last)
+                    applied.append(view)
+                erased = erased_in(events)
+                if erased and applied:
+                    scrub(self.hub, tx, applied, erased, last)
+                    for view in applied:
+                        view.forget()  # what they remember of the erased group is replaced
+        except BaseException:
+            self._forget()
+            raise
+        for view in applied:
+            self._committed[view.name] = last
         with self._progress:
             self._progress.notify_all()
-        return len(page)
+        return complete
 
-    def catch_up(self) -> int:
-        """Apply every page up to the log's head; the number of notifications read."""
+    def _forget(self) -> None:
+        self._committed.clear()
+        for view in self.views:
+            view.forget()
+
+    def catch_up(self, until: threading.Event | None = None) -> int:
+        """Apply every page up to the log's head (or until `until` is set); the number of
+        notifications read.
+
+        Several pages go into each transaction (fewer commits, and a customer's documents
+        are written once for all of its events in them), and the next pages are read and
+        decoded in a second thread while the store writes the current ones."""
         total = 0
-        while count := self.step():
-            total += count
+        with (
+            _few_collections(),
+            ThreadPoolExecutor(1, thread_name_prefix="projections-read") as reader,
+        ):
+            start = min(self.positions().values())
+            ahead = reader.submit(self._read, start, self.catch_up_pages)
+            while until is None or not until.is_set():
+                page, events = ahead.result()
+                if not page:
+                    break
+                ahead = reader.submit(self._read, page[-1].id, self.catch_up_pages)
+                if total // COLLECT_EVERY != (total + len(page)) // COLLECT_EVERY:
+                    # A log that never drains (steady writes) must not keep the process's
+                    # cyclic garbage (HTTP handlers, tracebacks) from ever being collected.
+                    gc.collect()
+                total += len(page)
+                if self._apply(start, page, events):
+                    start = page[-1].id
+                else:  # start again from the positions as they are now
+                    ahead.result()
+                    start = min(self.positions().values())
+                    ahead = reader.submit(self._read, start, self.catch_up_pages)
         return total
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Empty the named views (all by default) and their tracking, then catch up."""
-        chosen = [self.by_name[name] for name in (names or self.names)]
+        self._reset([self.by_name[name] for name in (names or self.names)])
+        return self.catch_up()
+
+    def _reset(self, views: Sequence[View]) -> None:
+        """Empty the views' tables and their tracking (one transaction)."""
+        if not views:
+            return
         with self.recorder.tx(commit=True) as tx:
             if self.postgres:
                 tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
-            for view in chosen:
+            for view in views:
                 view.clear(tx)
+                view.forget()
                 tx.execute(
                     f"DELETE FROM {self.recorder.tracking_table} WHERE application_name = ?",
                     [view.name],
                 )
-        return self.catch_up()
 
     # -- following ------------------------------------------------------------------------
 
@@ -197,13 +295,12 @@ class Projections:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                count = self.step()
+                self.catch_up(until=self._stop)
             except Exception:  # a store hiccup must not end the follower: log, wait, retry
                 log.exception("projections: applying a page failed; retrying")
                 self._stop.wait(1.0)
                 continue
-            if count < self.page_size:
-                self._wake.wait(self.poll_interval)
+            self._wake.wait(self.poll_interval)
 
     def wait_for(self, names: Iterable[str], position: int | None, timeout: float) -> int:
         """Block until the named views reached `position`; their (lowest) position.

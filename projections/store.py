@@ -3,13 +3,14 @@
 The recorders are the library's tracking recorders (so `max_tracking_id` and `wait` are
 theirs), extended with the view tables' DDL. `Tx` wraps one transaction's cursor so a view's
 SQL reads the same on SQLite and PostgreSQL: statements use `?` for parameters and `{s}`
-before a table name (the PostgreSQL schema), and rows are written in bulk (`unnest` arrays on
-PostgreSQL, `executemany` on SQLite).
+before a table name (the PostgreSQL schema), and rows are written in bulk (COPY on PostgreSQL,
+`executemany` on SQLite).
 """
 
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from hub.store import SCHEMA_LOCK
 PROJECTION_LOCK = 0x6875625F76696577  # advisory lock held by whoever writes view rows
 SQLITE_TYPES = {"text": "TEXT", "bigint": "INTEGER", "double": "REAL"}
 PG_TYPES = {"text": "text", "bigint": "bigint", "double": "double precision"}
-PG_ARRAYS = {"text": "text[]", "bigint": "bigint[]", "double": "float8[]"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class Tx:
         self.cursor = getattr(cursor, "sqlite_cursor", cursor)
         self.postgres = postgres
         self.prefix = prefix
+        # Whether views may use and update what they keep in memory between pages: only in
+        # the runner's own transactions on the live tables (not replays or scratch copies).
+        self.remember = False
         self._sql: dict[str, str] = {}
 
     def sql(self, statement: str) -> str:
@@ -103,27 +106,47 @@ class Tx:
         """Insert many rows at once; `on_conflict` is e.g. `(a) DO UPDATE SET b = excluded.b`."""
         if not rows:
             return
-        names = table.column_names
+        names = ", ".join(table.column_names)
         tail = f" ON CONFLICT {on_conflict}" if on_conflict else ""
         if self.postgres:
-            # Binary arrays: psycopg's text array dumper escapes every element with a regex.
-            arrays = ", ".join(f"%b::{PG_ARRAYS[kind]}" for _, kind in table.columns)
-            statement = (
-                f"INSERT INTO {self.prefix}{table.name} ({', '.join(names)}) "
-                f"SELECT * FROM unnest({arrays}){tail}"
-            )
-            self.cursor.execute(statement, [list(column) for column in zip(*rows, strict=True)])
+            # COPY formats rows in C; bound arrays were dumped element by element in Python.
+            target = f"{self.prefix}{table.name}"
+            if on_conflict:
+                target = self._staging(table)
+            with self.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if on_conflict:
+                self.cursor.execute(
+                    f"INSERT INTO {self.prefix}{table.name} ({names}) "
+                    f"SELECT {names} FROM {target}{tail}"
+                )
+                self.cursor.execute(f"TRUNCATE {target}")
         else:
-            marks = ", ".join("?" * len(names))
+            marks = ", ".join("?" * len(table.column_names))
             self.cursor.executemany(
-                f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks}){tail}", rows
+                f"INSERT INTO {table.name} ({names}) VALUES ({marks}){tail}", rows
             )
+
+    def _staging(self, table: Table) -> str:
+        """A temporary table of the connection shaped like `table`, for COPY then upsert."""
+        name = f"staging_{table.name}"
+        made = _STAGED.setdefault(self.cursor.connection, set())
+        if name not in made:
+            types = ", ".join(f"{col} {PG_TYPES[kind]}" for col, kind in table.columns)
+            self.cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({types})")
+            made.add(name)
+        return name
 
     def upsert(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
         """Insert or replace whole rows by the table's key (keys must be unique in `rows`)."""
         others = [name for name in table.column_names if name not in table.key]
         sets = ", ".join(f"{name} = excluded.{name}" for name in others)
         self.insert(table, rows, f"({', '.join(table.key)}) DO UPDATE SET {sets}")
+
+
+# The staging tables each pooled connection has created (temporary tables live as long as it).
+_STAGED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 class SQLiteViewRecorder(SQLiteTrackingRecorder):
@@ -148,6 +171,12 @@ class SQLiteViewRecorder(SQLiteTrackingRecorder):
 
     def record_tracking(self, tx: Tx, name: str, position: int) -> None:
         self._insert_tracking(tx.library_cursor, Tracking(name, position))
+
+    def missing_tables(self) -> set[str]:
+        """The view tables not (yet) in the database."""
+        with self.tx(commit=False) as tx:
+            rows = tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {table.name for table in self.tables} - {row["name"] for row in rows}
 
 
 class PostgresViewRecorder(PostgresTrackingRecorder):
@@ -177,6 +206,14 @@ class PostgresViewRecorder(PostgresTrackingRecorder):
 
     def record_tracking(self, tx: Tx, name: str, position: int) -> None:
         self._insert_tracking(tx.library_cursor, Tracking(name, position))
+
+    def missing_tables(self) -> set[str]:
+        """The view tables not (yet) in the database."""
+        with self.tx(commit=False) as tx:
+            rows = tx.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = ?", [self.datastore.schema]
+            )
+        return {table.name for table in self.tables} - {row["tablename"] for row in rows}
 
 
 ViewRecorder = SQLiteViewRecorder | PostgresViewRecorder

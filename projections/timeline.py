@@ -36,7 +36,9 @@ class Timeline(View):
 
 
 def _row(event: Event) -> tuple[Any, ...]:
-    doc = {k: v for k, v in event.doc.items() if k not in HIDDEN}
+    doc = dict(event.doc)
+    for hidden in HIDDEN:
+        doc.pop(hidden, None)
     doc["type"] = event.type
     doc["customer_id"] = event.stream
     doc["position"] = event.position
@@ -93,8 +95,10 @@ def timeline(
         params.append(until)
     if cursor:
         at, position = decode_cursor(cursor)
-        where.append("(occurred_at < ? OR (occurred_at = ? AND position < ?))")
-        params += [at, at, position]
+        # A row comparison is one range of the key's index (an OR of two made PostgreSQL
+        # fetch and sort all of a long customer's older entries).
+        where.append("(occurred_at, position) < (?, ?)")
+        params += [at, position]
     rows = tx.execute(
         f"SELECT occurred_at, position, doc FROM {{s}}view_timeline WHERE {' AND '.join(where)} "
         "ORDER BY occurred_at DESC, position DESC LIMIT ?",
