@@ -226,30 +226,28 @@ class Projections:
         Several pages go into each transaction (fewer commits, and a customer's documents
         are written once for all of its events in them), and the next pages are read and
         decoded in a second thread while the store writes the current ones."""
-        total = 0
-        with (
-            _few_collections(),
-            ThreadPoolExecutor(1, thread_name_prefix="projections-read") as reader,
-        ):
+        with _few_collections():
             start = min(self.positions().values())
-            ahead = reader.submit(self._read, start, self.catch_up_pages)
-            while until is None or not until.is_set():
-                page, events = ahead.result()
-                if not page:
-                    break
-                ahead = reader.submit(self._read, page[-1].id, self.catch_up_pages)
-                if total // COLLECT_EVERY != (total + len(page)) // COLLECT_EVERY:
-                    # A log that never drains (steady writes) must not keep the process's
-                    # cyclic garbage (HTTP handlers, tracebacks) from ever being collected.
-                    gc.collect()
-                total += len(page)
-                if self._apply(start, page, events):
-                    start = page[-1].id
-                else:  # start again from the positions as they are now
-                    ahead.result()
-                    start = min(self.positions().values())
-                    ahead = reader.submit(self._read, start, self.catch_up_pages)
-        return total
+            page, events = self._read(start, self.catch_up_pages)
+            if not page:
+                return 0  # the usual case when following: no reading thread for nothing
+            total = 0
+            with ThreadPoolExecutor(1, thread_name_prefix="projections-read") as reader:
+                while page and (until is None or not until.is_set()):
+                    ahead = reader.submit(self._read, page[-1].id, self.catch_up_pages)
+                    if total // COLLECT_EVERY != (total + len(page)) // COLLECT_EVERY:
+                        # A log that never drains (steady writes) must not keep the process's
+                        # cyclic garbage (HTTP handlers, tracebacks) from ever being collected.
+                        gc.collect()
+                    total += len(page)
+                    if self._apply(start, page, events):
+                        start = page[-1].id
+                        page, events = ahead.result()
+                    else:  # start again from the positions as they are now
+                        ahead.result()
+                        start = min(self.positions().values())
+                        page, events = self._read(start, self.catch_up_pages)
+            return total
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Empty the named views (all by default) and their tracking, then catch up."""

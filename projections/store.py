@@ -10,7 +10,6 @@ before a table name (the PostgreSQL schema), and rows are written in bulk (COPY 
 from __future__ import annotations
 
 import sqlite3
-import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ class Tx:
         # the runner's own transactions on the live tables (not replays or scratch copies).
         self.remember = False
         self._sql: dict[str, str] = {}
+        self._staged: set[str] = set()
 
     def sql(self, statement: str) -> str:
         converted = self._sql.get(statement)
@@ -131,11 +131,12 @@ class Tx:
     def _staging(self, table: Table) -> str:
         """A temporary table of the connection shaped like `table`, for COPY then upsert."""
         name = f"staging_{table.name}"
-        made = _STAGED.setdefault(self.cursor.connection, set())
-        if name not in made:
+        # Once per transaction, not per connection: a rolled-back transaction takes the
+        # temporary table it created with it.
+        if name not in self._staged:
             types = ", ".join(f"{col} {PG_TYPES[kind]}" for col, kind in table.columns)
             self.cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({types})")
-            made.add(name)
+            self._staged.add(name)
         return name
 
     def upsert(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
@@ -143,10 +144,6 @@ class Tx:
         others = [name for name in table.column_names if name not in table.key]
         sets = ", ".join(f"{name} = excluded.{name}" for name in others)
         self.insert(table, rows, f"({', '.join(table.key)}) DO UPDATE SET {sets}")
-
-
-# The staging tables each pooled connection has created (temporary tables live as long as it).
-_STAGED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 class SQLiteViewRecorder(SQLiteTrackingRecorder):
