@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL schema of the hub's tables (default: public)"
     )
     pool_size: int = 10
+    store_wait_s: int = Field(
+        default=5,
+        ge=1,
+        description="longest wait for a PostgreSQL connection before a 503 (store down)",
+    )
     max_body_bytes: int = 1024 * 1024
     max_batch_items: int = 1000
     group_commit: bool = Field(
@@ -123,6 +128,9 @@ class Settings(BaseSettings):
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
                 "POSTGRES_LOCK_TIMEOUT": "10",
+                # The library's pool waits this long for a connection; its default (30 s)
+                # held every request while the store was down.
+                "POSTGRES_CONNECT_TIMEOUT": str(self.store_wait_s),
                 **({"POSTGRES_SCHEMA": self.database_schema} if self.database_schema else {}),
             }
         path = self.database_url
