@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from eventsourcing.persistence import OperationalError
 from starlette.exceptions import HTTPException
 
 from hub.errors import HubError, StoreUnavailable
