@@ -92,7 +92,7 @@ def test_postgres_restart_under_load_is_503_with_retry_after_then_recovers_losin
             assert seen.problem["status"] == 503
             assert seen.problem["type"] == "/problems/store-unavailable"
         assert set(clients.answers.values()) <= {200, 201}
-        assert recovered_in < 60, recovered_in
+        assert recovered_in < 20, recovered_in  # the pool reconnects with back-off
         recorded = recorded_sources(hub)
         assert set(recorded) == set(clients.answers)
         assert set(recorded.values()) == {1}
