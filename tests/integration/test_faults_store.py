@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from hub.app import Hub
@@ -77,6 +78,10 @@ def test_postgres_restart_under_load_is_503_with_retry_after_then_recovers_losin
         private_pg.stop("immediate")  # as a crash: no checkpoint, connections cut
         time.sleep(OUTAGE_S)  # longer than the library's own retries (10 × 0.2 s) absorb
         wait_until(lambda: len(clients.unavailable) >= 8, timeout=60, what="503s")
+        # A read meets the store outside the write path: a 503 problem too, not a 500.
+        lookup = httpx.get(
+            f"{server.url}/v1/customers", params={"email": "c1@pg.example.com"}, timeout=30
+        )
         during = clients.sent()
         private_pg.start()
         restarted = time.monotonic()
@@ -86,6 +91,10 @@ def test_postgres_restart_under_load_is_503_with_retry_after_then_recovers_losin
         clients.stop()
         server.process.terminate()
 
+        assert lookup.status_code == 503, lookup.text
+        assert lookup.headers["content-type"] == PROBLEM
+        assert lookup.headers["retry-after"] == "1"
+        assert lookup.json()["type"] == "/problems/store-unavailable"
         for seen in clients.unavailable:
             assert seen.content_type == PROBLEM
             assert seen.retry_after is not None and int(seen.retry_after) >= 1
