@@ -38,5 +38,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 ProjectionsDep = Annotated[Projections, Depends(get_projections)]
 MinPosition = Annotated[
     int | None,
-    Query(ge=0, description="wait (bounded) until the projections have applied this position"),
+    Query(
+        ge=0,
+        le=2**63 - 1,  # positions are bigint; a larger one cannot even be answered in JSON
+        description="wait (bounded) until the projections have applied this position",
+    ),
 ]

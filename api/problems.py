@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from hub.errors import HubError
+from hub.errors import HubError, StoreUnavailable
 
 PROBLEM = "application/problem+json"
 
@@ -53,6 +54,13 @@ def install(app: FastAPI) -> None:
     async def hub_error(_: Request, error: HubError) -> Response:
         headers = {"Retry-After": "1"} if error.status == 503 else None
         return problem_response(problem_document(error), headers)
+
+    @app.exception_handler(OperationalError)
+    async def store_down(_: Request, error: OperationalError) -> Response:
+        # Reads and health checks meet the store outside Hub.record_batch's own mapping.
+        return problem_response(
+            problem_document(StoreUnavailable(str(error))), {"Retry-After": "1"}
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> Response:

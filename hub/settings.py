@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=None, description="PostgreSQL schema of the hub's tables (default: public)"
     )
     pool_size: int = 10
+    store_wait_s: int = Field(
+        default=5,
+        ge=1,
+        description="longest wait for a PostgreSQL connection before a 503 (store down)",
+    )
     max_body_bytes: int = Field(default=1024 * 1024, ge=1, description="largest request body")
     max_batch_items: int = Field(default=1000, ge=1, description="most touchpoints in a batch")
     max_claims: int = Field(default=50, ge=0, description="most claims of one touchpoint")
@@ -173,6 +178,9 @@ class Settings(BaseSettings):
                 "POSTGRES_POOL_SIZE": str(self.pool_size),
                 "POSTGRES_MAX_OVERFLOW": str(self.pool_size),
                 "POSTGRES_LOCK_TIMEOUT": "10",
+                # The library's pool waits this long for a connection; its default (30 s)
+                # held every request while the store was down.
+                "POSTGRES_CONNECT_TIMEOUT": str(self.store_wait_s),
                 **({"POSTGRES_SCHEMA": self.database_schema} if self.database_schema else {}),
                 **self._write_path_env(),
             }

@@ -36,10 +36,7 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 @lru_cache(maxsize=100_000)
 def _norm_text(value: str) -> str:
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    return _fixed_width(datetime.fromisoformat(value))
 
 
 def norm_time(value: str | datetime | None) -> str | None:
@@ -48,10 +45,18 @@ def norm_time(value: str | datetime | None) -> str | None:
         return None
     if isinstance(value, str):
         return _norm_text(value)
-    moment = value
+    return _fixed_width(value)
+
+
+def _fixed_width(moment: datetime) -> str:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:  # an offset pushes it past year 1 or 9999: the end of time it names
+        moment = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+    # strftime writes years before 1000 with fewer digits, which breaks the text order.
+    return f"{moment.year:04d}{moment.strftime(TIME_FORMAT[2:])}"
 
 
 @lru_cache(maxsize=100_000)

@@ -77,7 +77,9 @@ async def get_conflicts(
     outcome: Literal["rejected", "detected"] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    before: Annotated[int | None, Query(description="next_before of the previous page")] = None,
+    before: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="next_before of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     min_position: MinPosition = None,
 ) -> Response:

@@ -1,0 +1,268 @@
+"""Soak: steady HTTP load at a fixed rate against a real `hub serve` for many minutes, to see
+whether latency and memory stay flat.
+
+    .venv/bin/python -m bench.soak --minutes 10        # the issue's soak, on PostgreSQL
+    .venv/bin/python -m bench.soak --quick             # 1 minute
+    .venv/bin/python -m bench.soak --rate 200 --read-share 0.3 --store sqlite
+
+Open loop: requests are sent on a fixed schedule whether or not earlier ones answered
+(a slow hub cannot slow the load down), and each latency is measured from the moment the
+request was due, so queueing inside the client counts against the hub. The mix: new
+touchpoints (calls, emails, orders and quotes, for 2,000 customers; a few re-sent, so
+answered 200) and reads (a customer's profile, timeline, open items, and a look-up by
+email). Each minute: requests, errors, p50/p99 of writes and reads, and the hub's RSS
+(VmRSS of the `hub serve` process, from /proc). Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from bench.http import drop_store, free_port, fresh_store
+
+CUSTOMERS = 2_000
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Minute:
+    writes: list[float] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
+    errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+def touchpoint(index: int, rng: random.Random) -> dict[str, Any]:
+    customer = rng.randrange(CUSTOMERS)
+    kind = rng.random()
+    doc: dict[str, Any] = {
+        "source": {"channel": "phone", "id": f"soak-{index}"},
+        "type": "call.inbound",
+        "occurred_at": "2026-11-03T09:30:00Z",
+        "customer": {"email": f"c{customer}@soak.example.com"},
+        "actor": {"kind": "agent", "id": f"agent-{customer % 20}"},
+        "data": {"summary": "soak", "duration_s": 60},
+    }
+    if kind < 0.2:
+        doc.update(
+            type="email.received",
+            source={"channel": "email", "id": f"<soak-{index}@example.net>"},
+            data={"subject": "Where is my order?"},
+        )
+    elif kind < 0.35:
+        doc.update(
+            type="order.placed",
+            source={"channel": "web", "id": f"order-soak-{index}"},
+            data={"order_id": f"S-{index}", "total": {"amount": "19.90", "currency": "EUR"}},
+        )
+    elif kind < 0.45:
+        doc.update(
+            type="quote.given",
+            source={"channel": "sales", "id": f"quote-soak-{index}"},
+            data={
+                "sku": f"SKU-{rng.randrange(5)}",
+                "price": {"amount": rng.choice(["10.00", "12.00"]), "currency": "EUR"},
+                "valid_until": "2026-12-31T00:00:00Z",
+            },
+        )
+    return doc
+
+
+class Load:
+    """The schedule and what it measured, minute by minute."""
+
+    def __init__(self, url: str, rate: float, read_share: float, seed: int):
+        self.url = url
+        self.rate = rate
+        self.read_share = read_share
+        self.rng = random.Random(seed)
+        self.known: list[tuple[str, str]] = []  # (customer id, email) seen in answers
+        self.minutes: list[Minute] = []
+        self.sent: list[dict[str, Any]] = []
+
+    async def run(self, minutes: int, pid: int, on_minute: Any) -> list[float]:
+        rss = []
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
+            start = time.monotonic()
+            pending: set[asyncio.Task[None]] = set()
+            index = 0
+            for minute in range(minutes):
+                self.minutes.append(Minute())
+                end = start + 60 * (minute + 1)
+                while (due := start + index / self.rate) < end:
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    task = asyncio.create_task(self._one(client, index, due, minute))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    index += 1
+                await asyncio.sleep(max(0.0, end - time.monotonic()))
+                rss.append(rss_mb(pid))
+                on_minute(minute, self.minutes[minute], rss[-1])
+            await asyncio.gather(*pending)
+        return rss
+
+    async def _one(self, client: httpx.AsyncClient, index: int, due: float, minute: int) -> None:
+        bucket = self.minutes[minute]
+        reading = self.known and self.rng.random() < self.read_share
+        try:
+            if reading:
+                customer_id, email = self.rng.choice(self.known)
+                path = self.rng.choice(
+                    [
+                        f"/v1/customers/{customer_id}",
+                        f"/v1/customers/{customer_id}/timeline?limit=20",
+                        f"/v1/customers/{customer_id}/open-items",
+                        f"/v1/customers?email={email}",
+                    ]
+                )
+                response = await client.get(path)
+            else:
+                if self.sent and self.rng.random() < 0.02:
+                    doc = self.rng.choice(self.sent)  # a re-sent touchpoint: 200 duplicate
+                else:
+                    doc = touchpoint(index, self.rng)
+                    if len(self.sent) < 5000:
+                        self.sent.append(doc)
+                response = await client.post("/v1/touchpoints", json=doc)
+                if response.status_code == 201 and len(self.known) < CUSTOMERS:
+                    self.known.append((response.json()["customer_id"], doc["customer"]["email"]))
+        except httpx.HTTPError:
+            bucket.errors += 1
+            return
+        elapsed_ms = (time.monotonic() - due) * 1000
+        (bucket.reads if reading else bucket.writes).append(elapsed_ms)
+        bucket.statuses[response.status_code] = bucket.statuses.get(response.status_code, 0) + 1
+        if response.status_code >= 500:
+            bucket.errors += 1
+
+
+def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_DATABASE_URL=url, HUB_DEMO="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="one minute")
+    parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
+    parser.add_argument("--read-share", type=float, default=0.3)
+    parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    minutes = 1 if args.quick else args.minutes
+
+    folder = Path(tempfile.mkdtemp(prefix="hub-soak-"))
+    url = fresh_store(args.store, folder)
+    port = free_port()
+    proc = serve(url, port, folder / "serve.log")
+    print(
+        f"soak: {args.rate:.0f} requests/s ({args.read_share:.0%} reads) for {minutes} min "
+        f"against hub serve on {args.store}"
+    )
+    header = (
+        f"{'minute':>6}{'requests':>10}{'errors':>8}{'write p50':>11}{'write p99':>11}"
+        f"{'read p50':>10}{'read p99':>10}{'RSS MB':>9}"
+    )
+    print(header)
+    rows: list[dict[str, Any]] = []
+
+    def on_minute(minute: int, bucket: Minute, rss: float) -> None:
+        row = {
+            "minute": minute + 1,
+            "requests": len(bucket.writes) + len(bucket.reads) + bucket.errors,
+            "errors": bucket.errors,
+            "write_p50_ms": round(percentile(bucket.writes, 0.5), 2),
+            "write_p99_ms": round(percentile(bucket.writes, 0.99), 2),
+            "read_p50_ms": round(percentile(bucket.reads, 0.5), 2),
+            "read_p99_ms": round(percentile(bucket.reads, 0.99), 2),
+            "rss_mb": round(rss, 1),
+            "statuses": {str(k): v for k, v in sorted(bucket.statuses.items())},
+        }
+        rows.append(row)
+        print(
+            f"{row['minute']:>6}{row['requests']:>10}{row['errors']:>8}"
+            f"{row['write_p50_ms']:>11.2f}{row['write_p99_ms']:>11.2f}"
+            f"{row['read_p50_ms']:>10.2f}{row['read_p99_ms']:>10.2f}{row['rss_mb']:>9.1f}",
+            flush=True,
+        )
+
+    try:
+        load = Load(f"http://127.0.0.1:{port}", args.rate, args.read_share, args.seed)
+        asyncio.run(load.run(minutes, proc.pid, on_minute))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        drop_store(url)
+    # Flatness: the last minute against the first (memory from the end of minute one, once
+    # imports, pools and caches are warm).
+    first, last = rows[0], rows[-1]
+    figures = {
+        "rate_per_s": args.rate,
+        "read_share": args.read_share,
+        "minutes": minutes,
+        "store": args.store,
+        "per_minute": rows,
+        "write_p99_last_over_first": round(
+            last["write_p99_ms"] / max(first["write_p99_ms"], 1e-9), 2
+        ),
+        "read_p99_last_over_first": round(last["read_p99_ms"] / max(first["read_p99_ms"], 1e-9), 2),
+        "rss_growth_mb_per_min": round(
+            (last["rss_mb"] - first["rss_mb"]) / max(len(rows) - 1, 1), 2
+        ),
+        "errors": sum(r["errors"] for r in rows),
+    }
+    print(
+        f"write p99 last/first {figures['write_p99_last_over_first']}, read p99 last/first "
+        f"{figures['read_p99_last_over_first']}, RSS {figures['rss_growth_mb_per_min']:+} MB/min"
+    )
+    print(orjson.dumps(figures).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
