@@ -144,7 +144,8 @@ def test_deleted_and_inserted_view_rows_are_named_missing_and_unexpected(
         ("00000000-0000-0000-0000-000000000001", "{}"),
     )
     (profile,) = [v for v in check_projections(views).views if v.name == "profile"]
-    (table,) = profile.tables
+    (table,) = [t for t in profile.tables if t.differences]
+    assert table.table == "view_profile"
     assert sorted((e["kind"], e["key"]["stream"]) for e in table.examples) == sorted(
         [("missing", grace), ("unexpected", "00000000-0000-0000-0000-000000000001")]
     )
