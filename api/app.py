@@ -9,7 +9,17 @@ from fastapi import FastAPI
 
 from api import problems
 from api.limits import BodyLimit
-from api.routes import adapters, audit, customers, health, reports, touchpoints, views
+from api.routes import (
+    adapters,
+    audit,
+    customers,
+    dashboard,
+    feed,
+    health,
+    reports,
+    touchpoints,
+    views,
+)
 from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
@@ -60,4 +70,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in (touchpoints, adapters, customers, views, reports, audit, health):
         app.include_router(module.router)
+    app.include_router(feed.router)
+    app.include_router(dashboard.router)
     return app

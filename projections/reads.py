@@ -4,11 +4,13 @@ reads show its own touchpoints and say where it went (`merged_into`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from hub.errors import CustomerNotFound
+from projections.base import marks
 from projections.claims import claims_of
 from projections.open_items import customer_items, open_count
 from projections.profile import profile_of
@@ -94,3 +96,68 @@ def read_claims(tx: Tx, customer_id: str, now: str) -> dict[str, Any]:
         **claims_of(tx, streams, now),
         "promises": promises,
     }
+
+
+# -- reads the dashboard needs beside the JSON API's ------------------------------------------
+
+
+def read_orders(tx: Tx, customer_id: str) -> dict[str, Any]:
+    """The customer's orders (with those of customers merged into it): id → status, total."""
+    streams, _ = streams_of(tx, customer_id)
+    rows = tx.execute(
+        f"SELECT stream, doc FROM {{s}}view_profile WHERE stream IN ({marks(streams)})", streams
+    )
+    by_stream = {row["stream"]: orjson.loads(row["doc"]) for row in rows}
+    orders: dict[str, Any] = {}
+    for stream in streams:
+        orders.update(by_stream.get(stream, {}).get("orders", {}))
+    return orders
+
+
+def customer_names(tx: Tx, customer_ids: Sequence[str]) -> dict[str, str]:
+    """Display names of customers (the latest `name`, else an identity), for lists."""
+    names: dict[str, str] = {}
+    for row in tx.chunked(
+        "SELECT stream, doc FROM {s}view_profile WHERE stream IN ({in})", sorted(set(customer_ids))
+    ):
+        doc = orjson.loads(row["doc"])
+        name = (doc["contact"].get("name") or {}).get("value")
+        if not isinstance(name, str) or not name:
+            name = doc["identities"][0].partition(":")[2] if doc["identities"] else ""
+        names[row["stream"]] = name
+    return names
+
+
+def customer_position(tx: Tx, customer_id: str) -> int:
+    """The last position that changed what the customer's pages show (touchpoints, conflicts)."""
+    streams, _ = streams_of(tx, customer_id)
+    found = 0
+    for table, column in (("view_timeline", "stream"), ("view_conflicts", "customer")):
+        rows = tx.execute(
+            f"SELECT MAX(position) AS p FROM {{s}}{table} WHERE {column} IN ({marks(streams)})",
+            streams,
+        )
+        found = max(found, int(rows[0]["p"] or 0))
+    return found
+
+
+def queue_counts(tx: Tx, now: str) -> dict[str, dict[str, int]]:
+    """Open items per kind: how many, and how many of them are overdue."""
+    rows = tx.execute(
+        "SELECT kind, COUNT(*) AS n, SUM(CASE WHEN due_at < ? THEN 1 ELSE 0 END) AS late "
+        "FROM {s}view_open_items WHERE is_open = 1 AND opened_at IS NOT NULL GROUP BY kind",
+        [now],
+    )
+    return {row["kind"]: {"open": int(row["n"]), "overdue": int(row["late"] or 0)} for row in rows}
+
+
+def conflict_summary(tx: Tx) -> dict[str, Any]:
+    """Conflicts counted by rule and by the attempt's channel, each split by outcome."""
+    by_rule: dict[str, dict[str, int]] = {}
+    by_channel: dict[str, dict[str, int]] = {}
+    for row in tx.execute("SELECT rule, outcome, doc FROM {s}view_conflicts"):
+        channel = (orjson.loads(row["doc"]).get("touchpoint") or {}).get("channel") or "?"
+        for counts, key in ((by_rule, row["rule"] or "?"), (by_channel, channel)):
+            group = counts.setdefault(key, {"rejected": 0, "detected": 0})
+            group[row["outcome"]] = group.get(row["outcome"], 0) + 1
+    return {"by_rule": by_rule, "by_channel": by_channel}
