@@ -12,6 +12,7 @@ import orjson
 from hub.errors import CustomerNotFound
 from projections.base import marks
 from projections.claims import claims_of
+from projections.conflicts import conflicts
 from projections.open_items import customer_items, open_count
 from projections.profile import profile_of
 from projections.store import Tx
@@ -130,7 +131,10 @@ def customer_names(tx: Tx, customer_ids: Sequence[str]) -> dict[str, str]:
 
 def customer_position(tx: Tx, customer_id: str) -> int:
     """The last position that changed what the customer's pages show (touchpoints, conflicts)."""
-    streams, _ = streams_of(tx, customer_id)
+    return _last_position(tx, streams_of(tx, customer_id)[0])
+
+
+def _last_position(tx: Tx, streams: Sequence[str]) -> int:
     found = 0
     for table, column in (("view_timeline", "stream"), ("view_conflicts", "customer")):
         rows = tx.execute(
@@ -161,3 +165,86 @@ def conflict_summary(tx: Tx) -> dict[str, Any]:
             group = counts.setdefault(key, {"rejected": 0, "detected": 0})
             group[row["outcome"]] = group.get(row["outcome"], 0) + 1
     return {"by_rule": by_rule, "by_channel": by_channel}
+
+
+def claims_in_force(
+    tx: Tx, streams: Sequence[str], now: str, latest: int | None = None
+) -> list[dict[str, Any]]:
+    """The `claims` of `claims_of` (same fold, same order) without the ended ones, or only the
+    `latest` few, newest first. The fold runs over keys alone and only the documents of
+    standing claims are opened, so a customer with thousands of statements reads fast."""
+    where = f"stream IN ({marks(streams)})"
+    steps: list[tuple[int, int, int, str, str]] = [
+        (row["position"], 0, 0, row["subject"], "")
+        for row in tx.execute(
+            f"SELECT position, subject FROM {{s}}view_claims_endings WHERE {where}", streams
+        )
+    ]
+    steps += [
+        (row["position"], 1, row["idx"], row["subject"], row["stream"])
+        for row in tx.execute(
+            f"SELECT stream, position, idx, subject FROM {{s}}view_claims WHERE {where}", streams
+        )
+    ]
+    steps.sort(key=lambda step: step[:3])
+    standing: dict[str, tuple[str, int, int]] = {}
+    for position, is_claim, idx, subject, stream in steps:
+        if is_claim:
+            standing[subject] = (stream, position, idx)
+        else:
+            standing.pop(subject, None)
+    if latest is None:
+        order = sorted(standing)
+    else:
+        order = sorted(standing, key=lambda subject: standing[subject][1:], reverse=True)
+    chunk = 400 if latest is None else 2 * latest  # expired claims may need a few more
+    in_force: list[dict[str, Any]] = []
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        positions = sorted({standing[subject][1] for subject in part})
+        raw = {
+            (row["stream"], row["position"], row["idx"]): row["doc"]
+            for row in tx.execute(
+                f"SELECT stream, position, idx, doc FROM {{s}}view_claims WHERE {where} "
+                f"AND position IN ({marks(positions)})",
+                [*streams, *positions],
+            )
+        }
+        for subject in part:
+            claim = orjson.loads(raw[standing[subject]])
+            if claim["valid_until"] is None or claim["valid_until"] > now:
+                in_force.append({**claim, "status": "in_force"})
+                if latest is not None and len(in_force) == latest:
+                    return in_force
+    return in_force
+
+
+def read_customer_page(
+    tx: Tx,
+    customer_id: str,
+    now: str,
+    *,
+    channels: Sequence[str] = (),
+    cursor: str | None = None,
+    claims: int | None = 20,
+) -> dict[str, Any]:
+    """Everything the customer 360° page shows, in one transaction and one walk of merges:
+    profile, orders, open items, the latest `claims` in force (None: all), open promises, a
+    timeline page and conflicts."""
+    streams, merged_into = streams_of(tx, customer_id)
+    profile = profile_of(tx, streams)
+    if profile is None:
+        raise CustomerNotFound(customer_id)
+    items = customer_items(tx, streams, now, include_closed=False)
+    profile["open_items"] = len(items)
+    profile["merged_into"] = merged_into
+    return {
+        "profile": profile,
+        "orders": read_orders(tx, customer_id),
+        "items": items,
+        "claims": claims_in_force(tx, streams, now, latest=claims),
+        "promises": [item for item in items if item["kind"] == "promise"],
+        "timeline": timeline(tx, streams, channels=channels, limit=30, cursor=cursor),
+        "conflicts": conflicts(tx, streams=streams, limit=20)["conflicts"],
+        "position": _last_position(tx, streams),
+    }

@@ -59,7 +59,6 @@ DRAFT_TYPES = {
     "sales.contacted": "summary",
     "note.added": "text",
 }
-TIMELINE_PAGE = 30
 
 router = APIRouter(include_in_schema=False)
 agent_pages = APIRouter(prefix="/dashboard", dependencies=[Requires("agent", "dashboard")])
@@ -178,30 +177,28 @@ async def find_customer(request: Request, hub: HubDep, q: str = "") -> Response:
     return RedirectResponse(f"/dashboard/customers/{found.customer_id}", status_code=303)
 
 
+CLAIMS_SHOWN, ORDERS_SHOWN = 20, 12
+
+
 async def customer_view(
-    projections: Projections, customer_id: str, channel: str, cursor: str
+    projections: Projections, customer_id: str, channel: str, cursor: str, every_claim: bool
 ) -> dict[str, Any]:
     now = norm_time(projections.hub.clock()) or ""
 
     def query(tx: Tx) -> dict[str, Any]:
-        streams, _ = reads.streams_of(tx, customer_id)
-        return {
-            "profile": reads.read_profile(tx, customer_id),
-            "orders": reads.read_orders(tx, customer_id),
-            "items": reads.read_open_items(tx, customer_id, now)["open_items"],
-            "claims": reads.read_claims(tx, customer_id, now),
-            "timeline": reads.read_timeline(
-                tx,
-                customer_id,
-                channels=[channel] if channel else [],
-                limit=TIMELINE_PAGE,
-                cursor=cursor or None,
-            ),
-            "conflicts": conflicts.conflicts(tx, streams=streams, limit=20)["conflicts"],
-            "position": reads.customer_position(tx, customer_id),
-        }
+        return reads.read_customer_page(
+            tx,
+            customer_id,
+            now,
+            channels=[channel] if channel else [],
+            cursor=cursor or None,
+            claims=None if every_claim else CLAIMS_SHOWN,
+        )
 
-    return await read(projections, query)
+    view = await read(projections, query)
+    view["claims_cut"] = not every_claim and len(view["claims"]) == CLAIMS_SHOWN
+    view["orders"] = list(view["orders"].items())[::-1][:ORDERS_SHOWN]  # newest first
+    return view
 
 
 @agent_pages.get("/customers/{customer_id}")
@@ -211,10 +208,11 @@ async def customer_page(
     projections: ProjectionsDep,
     channel: str = "",
     cursor: str = "",
+    claims: str = "",
 ) -> Response:
     """Customer 360°: profile, open items, claims, timeline, conflicts, dry-run form."""
     try:
-        view = await customer_view(projections, customer_id, channel, cursor)
+        view = await customer_view(projections, customer_id, channel, cursor, claims == "all")
     except HubError as error:
         return page(request, "search.html", error.status, q=customer_id, problem=error)
     return customer_response(request, customer_id, view, channel, cursor)
@@ -231,8 +229,8 @@ def customer_response(
     **context: Any,
 ) -> Response:
     subjects = sorted(
-        {c["subject"] for c in view["claims"]["claims"]}
-        | {f"order:{order}:status" for order in view["orders"]}
+        {c["subject"] for c in view["claims"]}
+        | {f"order:{order}:status" for order, _ in view["orders"]}
         | {f"service:{i['request_id']}:status" for i in view["items"] if i.get("request_id")}
     )
     here = f"/dashboard/customers/{customer_id}"
@@ -304,7 +302,7 @@ async def check_draft(
     except HubError as error:
         problem = error
     try:
-        view = await customer_view(projections, customer_id, "", "")
+        view = await customer_view(projections, customer_id, "", "", False)
     except HubError as error:
         return page(request, "search.html", error.status, q=customer_id, problem=error)
     return customer_response(
