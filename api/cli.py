@@ -31,7 +31,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         else f"SQLite ({settings.eventsourcing_env()['SQLITE_DBNAME']})"
     )
     print(f"hub: serving on http://{args.host}:{args.port} with {store}", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # Open dashboards hold event streams: stop waiting for them after a few seconds.
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=3,
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The dashboard: server-rendered pages for queues, the customer 360° view, conflicts and
-analytics, and the server-sent events that keep open pages current.
+"""The dashboard: server-rendered pages for queues and the customer 360° view (with the dry
+run of a draft answer), the server-sent events that keep open pages current, and the
+conflict and analytics pages of `dashboard_reports`.
 
 Pages read the views through the same query functions as the JSON read API, and the
 dry-run form asks the application service's `check`, as `POST /v1/touchpoints/check` does.
@@ -9,48 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api import charts, present
+from api import present
 from api.auth import Requires
 from api.deps import HubDep, ProjectionsDep
+from api.pages import HERE, head, page, read
 from api.routes import customers as customer_routes
+from api.routes import dashboard_reports
 from hub.envelope import BUILT_IN_CHANNELS, parse_envelope
 from hub.errors import CustomerNotFound, HubError, InvalidInput
-from projections import analytics, conflicts, open_items, reads
+from projections import open_items, reads
 from projections.base import norm_time
 from projections.runner import Projections
 from projections.store import Tx
 
-T = TypeVar("T")
-HERE = Path(__file__).resolve().parent.parent
 STATIC = {"dashboard.css": "text/css", "live.js": "text/javascript"}
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters.update(
-    when=present.when,
-    day=present.day,
-    value=present.show_value,
-    actor=present.actor_name,
-    headline=present.headline,
-    duration=charts.duration,
-)
-templates.env.globals.update(
-    channels=present.CHANNEL_LABELS,
-    kinds=present.KIND_LABELS,
-    rules=present.RULE_LABELS,
-    colour=charts.colour,
-)
-KINDS = tuple(present.KIND_LABELS)
 # The free-text field each draft type carries its message in.
 DRAFT_TYPES = {
     "call.outbound": "summary",
@@ -62,32 +44,10 @@ DRAFT_TYPES = {
 
 router = APIRouter(include_in_schema=False)
 agent_pages = APIRouter(prefix="/dashboard", dependencies=[Requires("agent", "dashboard")])
-report_pages = APIRouter(prefix="/dashboard", dependencies=[Requires("dashboard", "auditor")])
-
-
-async def read(projections: Projections, query: Callable[[Tx], T]) -> T:
-    return await run_in_threadpool(projections.read, query)
-
-
-def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    projections: Projections = request.app.state.projections
-    now = projections.hub.clock()
-    context.setdefault("live", "")
-    return templates.TemplateResponse(
-        request,
-        name,
-        {
-            "now": now,
-            "ago": lambda value: present.relative(value, now),
-            "due": lambda item: present.due(item, now),
-            **context,
-        },
-        status_code=status,
-    )
-
-
-def head(projections: Projections) -> int:
-    return projections.position(projections.names)
+# Every page subscribes to its updates, so whoever may open one of them may listen.
+live_updates = APIRouter(
+    prefix="/dashboard", dependencies=[Requires("agent", "dashboard", "auditor")]
+)
 
 
 @router.get("/")
@@ -318,109 +278,7 @@ async def check_draft(
     )
 
 
-@report_pages.get("/conflicts")
-async def conflicts_page(
-    request: Request,
-    projections: ProjectionsDep,
-    rule: str = "",
-    outcome: str = "",
-    before: Annotated[int | None, Query()] = None,
-) -> Response:
-    """What was blocked and what was detected in history, by rule and channel."""
-    chosen = outcome if outcome in ("rejected", "detected") else None
-
-    def query(tx: Tx) -> dict[str, Any]:
-        found = conflicts.conflicts(
-            tx, rules=[rule] if rule else [], outcome=chosen, before=before, limit=40
-        )
-        ids = [c["customer_id"] for c in found["conflicts"] if c["customer_id"]]
-        return {
-            **found,
-            "summary": reads.conflict_summary(tx),
-            "names": reads.customer_names(tx, ids),
-        }
-
-    found = await read(projections, query)
-    summary = found["summary"]
-    peak = max([sum(c.values()) for g in summary.values() for c in g.values()], default=1)
-    following = None
-    if found["next_before"] is not None:
-        params = {k: v for k, v in (("rule", rule), ("outcome", outcome)) if v}
-        following = "?" + urlencode({**params, "before": found["next_before"]})
-    position = await run_in_threadpool(head, projections)
-    return page(
-        request,
-        "conflicts.html",
-        **found,
-        rule=rule,
-        outcome=outcome,
-        peak=peak,
-        following=following,
-        position=position,
-        live=f"/dashboard/live?after={position}",
-    )
-
-
-@report_pages.get("/analytics")
-async def analytics_page(
-    request: Request, projections: ProjectionsDep, days: Annotated[int, Query(ge=7, le=400)] = 60
-) -> Response:
-    """Touchpoints by channel and day, response and resolution times, SLA breach rate."""
-    clock = projections.hub.clock()
-    first = (clock - timedelta(days=days - 1)).date().isoformat()
-    now = norm_time(clock) or ""
-    since = norm_time(clock - timedelta(days=days))
-
-    def query(tx: Tx) -> dict[str, Any]:
-        return {
-            "rows": analytics.touchpoint_counts(tx, ["day", "channel"], first, None),
-            "levels": analytics.service_levels(tx, now, since, None),
-            "agents": analytics.service_levels(tx, now, since, None, by_agent=True),
-        }
-
-    found = await read(projections, query)
-    columns = [(clock - timedelta(days=n)).date().isoformat() for n in range(days - 1, -1, -1)]
-    index = {d: i for i, d in enumerate(columns)}
-    series: dict[str, list[int]] = {}
-    for row in found["rows"]:
-        if row["day"] in index:
-            series.setdefault(row["channel"], [0] * days)[index[row["day"]]] += row["count"]
-    levels = found["levels"].get("all")
-    times = []
-    if levels:
-        for name, key, fill in (
-            ("First response", "first_response", "#2f6fdb"),
-            ("Resolution", "resolution", "#1c9a6b"),
-        ):
-            summary = levels[key]
-            times.append(charts.Bar(name, summary["median_s"], summary["p90_s"], fill))
-    agents = [
-        charts.Bar(name or "unassigned", group["sla_breach_rate"] * 100, fill="#d2433b")
-        for name, group in sorted(found["agents"].items())
-        if group["sla_breach_rate"] is not None
-    ]
-    position = await run_in_threadpool(head, projections)
-    return page(
-        request,
-        "analytics.html",
-        days=days,
-        series=dict(sorted(series.items(), key=lambda kv: -sum(kv[1]))),
-        totals={name: sum(values) for name, values in series.items()},
-        by_day=charts.stacked_columns("Touchpoints per day by channel", columns, series),
-        times=charts.horizontal_bars("Median time (tick: p90)", times, charts.duration),
-        breach=charts.ring(
-            "SLA breach rate",
-            levels["sla_breach_rate"] if levels else None,
-            f"{levels['sla_breached']} of {levels['items']} items" if levels else "no items",
-        ),
-        agents=charts.horizontal_bars("SLA breach rate per agent", agents, lambda v: f"{v:.0f}%"),
-        levels=levels,
-        position=position,
-        live=f"/dashboard/live?after={position}",
-    )
-
-
-@agent_pages.get("/live")
+@live_updates.get("/live")
 async def live(
     request: Request, projections: ProjectionsDep, after: int = 0, customer: str = ""
 ) -> StreamingResponse:
@@ -462,4 +320,5 @@ async def live(
 
 
 router.include_router(agent_pages)
-router.include_router(report_pages)
+router.include_router(dashboard_reports.router)
+router.include_router(live_updates)

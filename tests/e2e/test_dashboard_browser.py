@@ -66,6 +66,19 @@ def test_queue_filters_by_kind(served: Served, page: Any) -> None:
     assert "Dishwasher leaks" in rows.first.inner_text()
 
 
+def test_search_box_finds_a_customer_by_email_or_phone(served: Served, page: Any) -> None:
+    for term in ("Li.Wei@Example.com", "+49 30 1234567"):
+        page.goto(f"{served.url}/dashboard")
+        page.fill("header input[name=q]", term)
+        page.press("header input[name=q]", "Enter")
+        page.wait_for_url(f"**/dashboard/customers/{served.li}")
+    with page.expect_response(lambda r: "/dashboard/customers?q=" in r.url) as answer:
+        page.fill("header input[name=q]", "nobody@example.com")
+        page.press("header input[name=q]", "Enter")
+    assert answer.value.status == 404
+    assert "Customer not found" in page.locator(".notice").inner_text()
+
+
 def test_customer_page_shows_profile_with_provenance_and_the_timeline_by_channel(
     served: Served, page: Any
 ) -> None:
@@ -80,6 +93,8 @@ def test_customer_page_shows_profile_with_provenance_and_the_timeline_by_channel
     channels = page.locator("#timeline .channel-name").all_inner_texts()
     assert {"Web", "ERP", "Email"} <= set(channels)
     assert "Paid" in page.locator("#orders").inner_text().title()
+    feed = page.locator("link[rel=alternate]").get_attribute("href")
+    assert feed == f"/v1/customers/{served.li}/feed.atom"
     shot(page, "customer")
 
 
