@@ -147,9 +147,11 @@ def _last_position(tx: Tx, streams: Sequence[str]) -> int:
 
 def queue_counts(tx: Tx, now: str) -> dict[str, dict[str, int]]:
     """Open items per kind: how many, and how many of them are overdue."""
+    # An open row always has its opening (rows without one are closers that came first), so
+    # `is_open = 1` alone selects the queue, and the (is_open, kind, due_at) index covers it.
     rows = tx.execute(
         "SELECT kind, COUNT(*) AS n, SUM(CASE WHEN due_at < ? THEN 1 ELSE 0 END) AS late "
-        "FROM {s}view_open_items WHERE is_open = 1 AND opened_at IS NOT NULL GROUP BY kind",
+        "FROM {s}view_open_items WHERE is_open = 1 GROUP BY kind",
         [now],
     )
     return {row["kind"]: {"open": int(row["n"]), "overdue": int(row["late"] or 0)} for row in rows}

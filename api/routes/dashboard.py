@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -94,7 +94,7 @@ async def queue_page(
             after=start,  # type: ignore[arg-type]
         )
         names = reads.customer_names(tx, [i.get("merged_into") or i["customer_id"] for i in items])
-        return {"items": items, "names": names, "counts": reads.queue_counts(tx, now_text)}
+        return {"items": items, "names": names}
 
     found = await read(projections, query)
     following = None
@@ -113,6 +113,15 @@ async def queue_page(
         position=position,
         live=f"/dashboard/live?after={position}",
     )
+
+
+@agent_pages.get("/queue-counts")
+async def queue_counts(request: Request, projections: ProjectionsDep, kind: str = "") -> Response:
+    """The count tiles of the queue page: open and overdue items per kind. Counting every open
+    item takes time in proportion to the queue, so the page loads them after its table."""
+    now_text = norm_time(projections.hub.clock()) or ""
+    counts = await read(projections, lambda tx: reads.queue_counts(tx, now_text))
+    return page(request, "queue_counts.html", counts=counts, filters={"kind": kind})
 
 
 @agent_pages.get("/customers")
@@ -280,10 +289,14 @@ async def check_draft(
 
 @live_updates.get("/live")
 async def live(
-    request: Request, projections: ProjectionsDep, after: int = 0, customer: str = ""
+    request: Request,
+    projections: ProjectionsDep,
+    after: int = 0,
+    customer: str = "",
+    every: Annotated[float, Query(ge=0.5, le=600)] = 0.5,
 ) -> StreamingResponse:
     """Server-sent events: the projection position, each time the views move past it (for one
-    customer: each time that customer's pages change)."""
+    customer: each time that customer's pages change), at most once per `every` seconds."""
     resume = request.headers.get("last-event-id", "")
     last = max(after, int(resume)) if resume.isdigit() else after
 
@@ -306,6 +319,8 @@ async def live(
                 quiet = 0.0
                 doc = orjson.dumps({"position": now_at}).decode()
                 yield f"id: {now_at}\nevent: position\ndata: {doc}\n\n".encode()
+                # A page rendering a costly report is told again no sooner than `every`.
+                await asyncio.sleep(every - 0.5)
             elif quiet >= 15:
                 quiet = 0.0
                 yield b": keep-alive\n\n"  # keeps proxies from closing an idle stream

@@ -63,7 +63,7 @@ async def conflicts_page(
         peak=peak,
         following=following,
         position=position,
-        live=f"/dashboard/live?after={position}",
+        live=f"/dashboard/live?after={position}&every=5",
     )
 
 
@@ -122,5 +122,5 @@ async def analytics_page(
         agents=charts.horizontal_bars("SLA breach rate per agent", agents, lambda v: f"{v:.0f}%"),
         levels=levels,
         position=position,
-        live=f"/dashboard/live?after={position}",
+        live=f"/dashboard/live?after={position}&every=30",
     )

@@ -2,6 +2,16 @@
 // views move on; the page fetches itself again and swaps in its live parts (no full reload).
 (function () {
   "use strict";
+  // Parts a page loads after itself (costly to compute): `data-src` names their URL.
+  function loadParts() {
+    document.querySelectorAll("[data-src]").forEach(function (part) {
+      fetch(part.dataset.src, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) { if (html !== null) part.innerHTML = html; })
+        .catch(function () {});
+    });
+  }
+  if (window.fetch) loadParts();
   var src = document.body.dataset.live;
   if (!src || !window.EventSource || !window.fetch) return;
   var state = document.getElementById("live-state");
@@ -32,6 +42,7 @@
         document.querySelectorAll("[data-position]").forEach(function (el) {
           if (before && Number(el.dataset.position) > before) el.classList.add("fresh");
         });
+        loadParts();
         var foot = fresh.querySelector(".foot");
         if (foot) document.querySelector(".foot").innerHTML = foot.innerHTML;
         document.dispatchEvent(new CustomEvent("hub:updated"));

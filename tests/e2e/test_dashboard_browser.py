@@ -50,6 +50,9 @@ def test_queue_lists_overdue_items_first_and_each_row_links_to_its_customer(
     assert "overdue" in (first.get_attribute("class") or "")
     assert "Where is my parcel?" in first.inner_text()
     assert "overdue" not in (rows.nth(1).get_attribute("class") or "")
+    tiles = page.locator("#queue-counts a.tile")  # loaded after the table
+    tiles.first.wait_for()
+    assert tiles.first.inner_text().split() == ["3", "open", "1", "overdue"]
     shot(page, "queue")
     first.get_by_role("link", name="Li Wei").click()
     page.wait_for_url(f"**/dashboard/customers/{served.li}")
@@ -157,6 +160,19 @@ def test_new_touchpoint_appears_on_the_open_customer_page_without_a_reload(
     assert page.evaluate("window.stillTheSamePage") is True
     assert page.locator("#timeline li.entry").first.get_attribute("class") == "entry fresh"
     shot(page, "live-update")
+
+
+def test_live_stream_sends_the_projection_position_as_event_id(served: Served) -> None:
+    head = httpx.get(f"{served.url}/v1/projections", timeout=10).json()["projections"]
+    position = min(view["position"] for view in head)
+    lines = []
+    with httpx.stream("GET", f"{served.url}/dashboard/live?after=0", timeout=10) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for line in stream.iter_lines():
+            lines.append(line)
+            if line.startswith("data:"):
+                break
+    assert lines[-3:] == [f"id: {position}", "event: position", f'data: {{"position":{position}}}']
 
 
 def test_queue_page_shows_a_new_open_item_live(served: Served, page: Any) -> None:
