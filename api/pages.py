@@ -25,6 +25,7 @@ templates.env.filters.update(
     value=present.show_value,
     actor=present.actor_name,
     headline=present.headline,
+    item_title=present.item_title,
     duration=charts.duration,
 )
 templates.env.globals.update(

@@ -169,6 +169,16 @@ def headline(entry: dict[str, Any]) -> str:
     return _text(data, "text", "summary", "subject") or kind
 
 
+def item_title(item: dict[str, Any]) -> str:
+    """What an open item is about, in a few words."""
+    if item.get("form"):
+        return f"Web form “{item['form']}”"
+    if item.get("event_name") or item.get("event_id"):
+        return f"Registration for {item.get('event_name') or item['event_id']}"
+    text = item.get("subject") or item.get("what") or item.get("summary")
+    return str(text) if text else str(item.get("type") or item.get("kind") or "")
+
+
 def customer_update(entry: dict[str, Any]) -> tuple[str, str]:
     """Title and text of an update as the customer reads it in their feed."""
     data = entry.get("data") or {}

@@ -83,3 +83,19 @@ def test_customer_names_are_the_profile_name_else_an_identity(views: Projections
         elif profile["identities"]:
             assert names[customer] == profile["identities"][0].partition(":")[2]
     assert named > len(ids) / 2
+
+
+def test_customer_page_read_is_the_json_reads_in_one_pass(views: Projections) -> None:
+    for customer in customers(views)[:15]:
+        page = views.read(lambda tx, c=customer: reads.read_customer_page(tx, c, NOW))
+        assert page["profile"] == views.read(lambda tx, c=customer: reads.read_profile(tx, c))
+        timeline = views.read(lambda tx, c=customer: reads.read_timeline(tx, c, limit=30))
+        assert page["timeline"]["entries"] == timeline["entries"]
+        items = views.read(lambda tx, c=customer: reads.read_open_items(tx, c, NOW))
+        assert page["items"] == items["open_items"]
+        claims = views.read(lambda tx, c=customer: reads.read_claims(tx, c, NOW))
+        newest = sorted(claims["claims"], key=lambda c: c["said_by"]["recorded_at"])[::-1]
+        assert page["claims"] == newest[:20]
+        assert page["promises"] == [p for p in items["open_items"] if p["kind"] == "promise"]
+        positions = [e["position"] for e in timeline["entries"]]
+        assert page["position"] >= max(positions, default=0)
