@@ -96,13 +96,14 @@ async def queue_page(
         names = reads.customer_names(tx, [i.get("merged_into") or i["customer_id"] for i in items])
         return {"items": items, "names": names}
 
+    # The position before the read: an event landing meanwhile is announced, never missed.
+    position = await run_in_threadpool(head, projections)
     found = await read(projections, query)
     following = None
     if len(found["items"]) == 50:
         last = found["items"][-1]
         cursor = f"{last['due_at']}|{last['customer_id']}|{last['item_id']}"
         following = "?" + urlencode({**{k: v for k, v in filters.items() if v}, "after": cursor})
-    position = await run_in_threadpool(head, projections)
     return page(
         request,
         "queue.html",

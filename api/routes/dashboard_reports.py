@@ -46,6 +46,8 @@ async def conflicts_page(
             "names": reads.customer_names(tx, ids),
         }
 
+    # The position before the read: an event landing meanwhile is announced, never missed.
+    position = await run_in_threadpool(head, projections)
     found = await read(projections, query)
     summary = found["summary"]
     peak = max([sum(c.values()) for g in summary.values() for c in g.values()], default=1)
@@ -53,7 +55,6 @@ async def conflicts_page(
     if found["next_before"] is not None:
         params = {k: v for k, v in (("rule", rule), ("outcome", outcome)) if v}
         following = "?" + urlencode({**params, "before": found["next_before"]})
-    position = await run_in_threadpool(head, projections)
     return page(
         request,
         "conflicts.html",
@@ -84,6 +85,8 @@ async def analytics_page(
             "agents": analytics.service_levels(tx, now, since, None, by_agent=True),
         }
 
+    # The position before the read: an event landing meanwhile is announced, never missed.
+    position = await run_in_threadpool(head, projections)
     found = await read(projections, query)
     columns = [(clock - timedelta(days=n)).date().isoformat() for n in range(days - 1, -1, -1)]
     index = {d: i for i, d in enumerate(columns)}
@@ -105,7 +108,6 @@ async def analytics_page(
         for name, group in sorted(found["agents"].items())
         if group["sla_breach_rate"] is not None
     ]
-    position = await run_in_threadpool(head, projections)
     return page(
         request,
         "analytics.html",
