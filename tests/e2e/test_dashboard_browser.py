@@ -159,6 +159,7 @@ def test_new_touchpoint_appears_on_the_open_customer_page_without_a_reload(
     page.locator("#timeline", has_text="deliver after 5 pm").wait_for()
     assert page.evaluate("window.stillTheSamePage") is True
     assert page.locator("#timeline li.entry").first.get_attribute("class") == "entry fresh"
+    assert "Chat" in page.locator("#timeline-channels").inner_text()  # a new channel
     shot(page, "live-update")
 
 
