@@ -10,7 +10,18 @@ from fastapi import FastAPI
 from api import auth, problems
 from api.limits import BodyLimit, RequestTimeout
 from api.metrics import Metrics
-from api.routes import adapters, audit, customers, health, reports, session, touchpoints, views
+from api.routes import (
+    adapters,
+    audit,
+    customers,
+    dashboard,
+    feed,
+    health,
+    reports,
+    session,
+    touchpoints,
+    views,
+)
 from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
@@ -60,6 +71,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.stopping = False  # set by `hub serve` on SIGTERM: event streams end
     app.state.metrics = Metrics()
     problems.install(app)
     auth.install(app)
@@ -72,4 +84,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     )
     for module in (touchpoints, adapters, customers, views, reports, audit, health, session):
         app.include_router(module.router)
+    app.include_router(feed.router)
+    app.include_router(dashboard.router)
     return app

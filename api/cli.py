@@ -8,6 +8,7 @@ import importlib
 import ipaddress
 import signal
 import sys
+from typing import Any
 
 from hub.settings import Settings
 
@@ -50,6 +51,24 @@ def _key_counts(settings: Settings) -> tuple[int, int]:
         hub.close()
 
 
+def _stopping_server() -> type:
+    import uvicorn
+
+    class StoppingServer(uvicorn.Server):
+        """Tells the app it is stopping as soon as a signal arrives, so open dashboard event
+        streams end at once instead of holding up the graceful shutdown."""
+
+        def __init__(self, config: uvicorn.Config, app: Any):
+            super().__init__(config)
+            self.app = app
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            self.app.state.stopping = True
+            super().handle_exit(sig, frame)
+
+    return StoppingServer
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -77,8 +96,9 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it under the handler it found:
     # this one makes that a clean exit 0 (a supervisor then sees a stop, not a crash).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -88,6 +108,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # timeout), then the lifespan commits what the group commit holds and closes.
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
+    _stopping_server()(config, app).run()
     return 0
 
 
