@@ -58,12 +58,8 @@ def _stopping_server() -> type:
         """Tells the app it is stopping as soon as a signal arrives, so open dashboard event
         streams end at once instead of holding up the graceful shutdown."""
 
-        def __init__(self, config: uvicorn.Config, app: Any):
-            super().__init__(config)
-            self.app = app
-
         def handle_exit(self, sig: int, frame: Any) -> None:
-            self.app.state.stopping = True
+            self.config.app.state.stopping = True
             super().handle_exit(sig, frame)
 
     return StoppingServer
@@ -108,7 +104,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # timeout), then the lifespan commits what the group commit holds and closes.
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
-    _stopping_server()(config, app).run()
+    _stopping_server()(config).run()
     return 0
 
 

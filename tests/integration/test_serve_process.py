@@ -127,6 +127,31 @@ def test_sigterm_answers_in_flight_posts_and_loses_none_of_them(
         hub.close()
 
 
+def test_sigterm_ends_open_dashboard_event_streams_at_once(
+    sqlite_env: dict[str, str], tmp_path: Path
+) -> None:
+    server, url = start_serve(sqlite_env, tmp_path)
+    port = int(url.rpartition(":")[2])
+    # A browser's EventSource: one connection, the request sent, the stream held open.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as browser:
+        browser.sendall(
+            b"GET /dashboard/live?every=600 HTTP/1.1\r\nHost: hub\r\n"
+            b"Accept: text/event-stream\r\n\r\n"
+        )
+        received = b""
+        while b"retry:" not in received:  # headers and the first event may come apart
+            chunk = browser.recv(4096)
+            assert chunk, received
+            received += chunk
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(60)
+    # The graceful shutdown waits up to HUB_REQUEST_TIMEOUT_S + 5 s for requests; an open
+    # dashboard must not hold it that long.
+    assert code == 0, server.output()
+    assert time.monotonic() - signalled < 5
+
+
 def read_response(sock: socket.socket) -> bytes:
     """A whole HTTP/1.1 response with a Content-Length (headers and body may come apart)."""
     data = b""
