@@ -171,7 +171,7 @@ def serve_hub(folder: Path) -> Iterator[Served]:
 
 def require_chromium() -> None:
     if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (scripts/setup installs Debian's chromium)"
+        message = f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
