@@ -17,7 +17,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from hub.key_store import SQLITE_TABLES, PostgresKeyTable, SQLiteKeyTable, postgres_tables
 from hub.shred import new_key
@@ -606,16 +606,7 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         ).format(
             schema=Identifier(self.datastore.schema), events=Identifier(self.events_table_name)
         )
-        with (
-            self.datastore.transaction(commit=False) as c,
-            c.connection.cursor(name="hub_scan_rows", row_factory=tuple_row, binary=True) as cursor,
-        ):
-            # Long reads pause between pages while the caller works: lift the library's
-            # idle-in-transaction timeout (5 s) for this read only.
-            c.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
-            cursor.execute(query)
-            while rows := cursor.fetchmany(page):
-                yield rows  # type: ignore[misc]
+        return self._scan(query, "hub_scan_rows", page)
 
     def scan_source_keys(self, page: int) -> Iterator[list[tuple[str, int, str]]]:
         """Every source-key record as (owner, version, key), in the order of `scan_rows`
@@ -624,16 +615,20 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             "SELECT owner, version, key FROM {schema}.{keys} WHERE version IS NOT NULL "
             'ORDER BY owner COLLATE "C", version'
         ).format(schema=Identifier(self.datastore.schema), keys=self.keys_table)
+        return self._scan(query, "hub_scan_keys", page)
+
+    def _scan(self, query: Composed, name: str, page: int) -> Iterator[list[Any]]:
+        """The rows of `query` a page at a time, through one server-side binary cursor."""
         with (
             self.datastore.transaction(commit=False) as c,
-            c.connection.cursor(name="hub_scan_keys", row_factory=tuple_row, binary=True) as cursor,
+            c.connection.cursor(name=name, row_factory=tuple_row, binary=True) as cursor,
         ):
             # Long reads pause between pages while the caller works: lift the library's
             # idle-in-transaction timeout (5 s) for this read only.
             c.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             cursor.execute(query)
             while rows := cursor.fetchmany(page):
-                yield rows  # type: ignore[misc]
+                yield rows
 
     def orphan_keys(self, owner: str | None = None) -> list[tuple[str, str, int]]:
         """Source-key records whose event is not in the store."""
