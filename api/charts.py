@@ -3,7 +3,7 @@ stacked columns per day, horizontal bars, and a ring for a rate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,7 +55,7 @@ def _svg(width: int, height: int, label: str, body: list[str]) -> Markup:
 
 
 def stacked_columns(
-    label: str, columns: Sequence[str], series: dict[str, Sequence[int]], width: int = 1100
+    label: str, columns: Sequence[str], series: Mapping[str, Sequence[int]], width: int = 1100
 ) -> Markup:
     """One column per entry of `columns` (days), stacked by series (channels), with an axis."""
     height, left, bottom, top = 240, 40, 28, 10

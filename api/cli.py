@@ -59,7 +59,8 @@ def _stopping_server() -> type:
         streams end at once instead of holding up the graceful shutdown."""
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            self.config.app.state.stopping = True
+            app: Any = self.config.app  # the FastAPI app `serve` built, never an import path
+            app.state.stopping = True
             super().handle_exit(sig, frame)
 
     return StoppingServer

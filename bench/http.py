@@ -73,28 +73,25 @@ def drop_store(url: str) -> None:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def serve(url: str, port: int, group_commit: bool) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "HUB_DATABASE_URL": url,
-        "HUB_RUN_PROJECTIONS": "false",  # projections run in their own processes in production
-        "HUB_GROUP_COMMIT": "true" if group_commit else "false",
-        # The naive path is the one before this work: no group commit and no cache.
-        "HUB_AGGREGATE_CACHE_SIZE": "10000" if group_commit else "0",
-        "HUB_POOL_SIZE": "40",
-    }
-    hub = Path(sys.executable).with_name("hub")
-    cmd = [str(hub), "serve", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+def start_serve(
+    url: str, port: int, log: Path | None = None, **settings: str
+) -> subprocess.Popen[bytes]:
+    """`hub serve` on the store `url` with these HUB_* settings (nothing else of the caller's
+    environment's), returned once its /healthz answers; its output goes to `log` if given."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_DATABASE_URL=url, **settings)
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    out = log.open("wb") if log is not None else None
+    process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
                 return process
         except httpx.HTTPError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit("hub serve did not start")
+    raise SystemExit("hub serve did not start" + (f":\n{log.read_text()}" if log else ""))
 
 
 def seconds(text: str) -> float:
@@ -124,7 +121,15 @@ def measure(store: str, clients: int, duration: int, group_commit: bool) -> dict
         script = Path(folder) / "post.lua"
         script.write_text(LUA)
         port = free_port()
-        process = serve(url, port, group_commit)
+        process = start_serve(
+            url,
+            port,
+            HUB_RUN_PROJECTIONS="false",  # projections run in their own processes in production
+            HUB_GROUP_COMMIT="true" if group_commit else "false",
+            # The naive path is the one before this work: no group commit and no cache.
+            HUB_AGGREGATE_CACHE_SIZE="10000" if group_commit else "0",
+            HUB_POOL_SIZE="40",
+        )
         try:
             run_wrk(port, clients, 2, script)  # warm up: customers, keys, connections
             return run_wrk(port, clients, duration, script)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,11 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from api.app import build_hub
-from bench.http import drop_store, free_port, fresh_store
+from bench.http import drop_store, free_port, fresh_store, start_serve
 from hub.app import Hub
 from hub.envelope import Envelope, parse_envelope
 from hub.settings import Settings
@@ -133,22 +130,6 @@ def record(hub: Hub, items: list[Envelope], batch: int = 1000) -> int:
     return refused
 
 
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_POOL_SIZE": "4"}
-    hub = Path(sys.executable).with_name("hub")
-    cmd = [str(hub), "serve", "--port", str(port), "--log-level", "warning"]
-    process = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("hub serve did not start")
-
-
 def ttfb(port: int, path: str, samples: int, warm: int = 10) -> dict[str, float]:
     """Time to first byte (status line and headers) and to the last byte, in ms."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -232,7 +213,7 @@ def run(url: str, long_events: int, open_wanted: int, samples: int) -> dict[str,
         flush=True,
     )
     port = free_port()
-    server = serve(url, port)
+    server = start_serve(url, port, HUB_POOL_SIZE="4")
     try:
         pages = {
             "healthz": "/healthz",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 import httpx
 import orjson
 
-from bench.http import drop_store, free_port, fresh_store
+from bench.http import drop_store, free_port, fresh_store, start_serve
 
 CUSTOMERS = 2_000
 
@@ -162,29 +161,6 @@ class Load:
             bucket.errors += 1
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_DATABASE_URL=url, HUB_DEMO="0")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.1)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=10)
@@ -199,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="hub-soak-"))
     url = fresh_store(args.store, folder)
     port = free_port()
-    proc = serve(url, port, folder / "serve.log")
+    proc = start_serve(url, port, folder / "serve.log")
     print(
         f"soak: {args.rate:.0f} requests/s ({args.read_share:.0%} reads) for {minutes} min "
         f"against hub serve on {args.store}"

@@ -133,7 +133,7 @@ async def post_batch(
     finally:
         metrics.append_seconds.labels("batch").observe(time.perf_counter() - started)
     metrics.count(outcomes, channels)
-    results = []
+    results: list[dict[str, Any]] = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, InvalidInput):
             outcome = _at_item(outcome, index)
