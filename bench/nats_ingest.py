@@ -168,6 +168,40 @@ async def through_hub(
     }
 
 
+def start_ingest_workers(names: dict[str, str], processes: int) -> list[subprocess.Popen[str]]:
+    """`processes` `hub ingest nats` workers with these HUB_* settings (and none of the
+    caller's), returned once each says it is ingesting; stderr is theirs to read."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "ingest", "nats"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for worker in workers:
+            assert worker.stderr is not None
+            while "hub: ingesting" not in worker.stderr.readline():
+                assert worker.poll() is None, "hub ingest nats exited"
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+        raise
+    return workers
+
+
+async def drained(js: Any, names: dict[str, str]) -> None:
+    """Wait until the durable consumer has nothing pending and nothing unacked."""
+    while True:
+        info = await js.consumer_info(names["HUB_NATS_STREAM"], names["HUB_NATS_DURABLE"])
+        if not info.num_pending and not info.num_ack_pending:
+            return
+        await asyncio.sleep(0.01)
+
+
 async def through_processes(
     nc: Any, database_url: str, msgs: list[tuple[str, str, bytes]], batch: int, processes: int
 ) -> dict[str, Any]:
@@ -184,28 +218,11 @@ async def through_processes(
         "HUB_DATABASE_URL": database_url,
         "HUB_POOL_SIZE": "4",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "ingest", "nats"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
+    workers = start_ingest_workers(names, processes)
     try:
-        for worker in workers:
-            assert worker.stderr is not None
-            while "hub: ingesting" not in worker.stderr.readline():
-                assert worker.poll() is None, "hub ingest nats exited"
         started = time.perf_counter()
         stored, published_s = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
-        while True:
-            info = await js.consumer_info(names["HUB_NATS_STREAM"], names["HUB_NATS_DURABLE"])
-            if not info.num_pending and not info.num_ack_pending:
-                break
-            await asyncio.sleep(0.01)
+        await drained(js, names)
         took = time.perf_counter() - started
     finally:
         for worker in workers:

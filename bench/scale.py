@@ -25,8 +25,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
@@ -34,7 +32,14 @@ from typing import Any
 import nats
 import psycopg
 
-from bench.nats_ingest import NATS_URL, Database, messages, publish
+from bench.nats_ingest import (
+    NATS_URL,
+    Database,
+    drained,
+    messages,
+    publish,
+    start_ingest_workers,
+)
 from hub.app import Hub
 from hub.settings import Settings
 
@@ -82,34 +87,17 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
         "HUB_DATABASE_URL": database.url,
         "HUB_POOL_SIZE": "4",
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "ingest", "nats"],
-            env=env,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
+    workers = start_ingest_workers(names, processes)
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
     stats: list[dict[str, int]] = []
     try:
-        for worker in workers:
-            assert worker.stderr is not None
-            while "hub: ingesting" not in worker.stderr.readline():
-                assert worker.poll() is None, "hub ingest nats exited"
         load = os.getloadavg()[0]
         busy0, total0 = cpu_ticks()
         cpu0 = process_cpu_s([w.pid for w in workers])
         started = time.perf_counter()
         published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
-        while True:
-            info = await js.consumer_info(names["HUB_NATS_STREAM"], names["HUB_NATS_DURABLE"])
-            if not info.num_pending and not info.num_ack_pending:
-                break
-            await asyncio.sleep(0.01)
+        await drained(js, names)
         took = time.perf_counter() - started
         busy1, total1 = cpu_ticks()
         workers_cpu_s = process_cpu_s([w.pid for w in workers]) - cpu0
