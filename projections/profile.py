@@ -121,32 +121,51 @@ def _evolve(doc: dict[str, Any], event: Event) -> None:
 
 
 def _touchpoint(doc: dict[str, Any], event: Event) -> None:
-    at = event.occurred_at
-    fields = event.doc["data"]
+    at, source = event.occurred_at, event.doc
+    fields, channel = source["data"], source["channel"]
     doc["touchpoints"] += 1
-    doc["channels"][event.doc["channel"]] = doc["channels"].get(event.doc["channel"], 0) + 1
-    if doc["first_contact"] is None or at < doc["first_contact"]:
+    channels = doc["channels"]
+    channels[channel] = channels.get(channel, 0) + 1
+    first, last = doc["first_contact"], doc["last_contact"]
+    if first is None or at < first:
         doc["first_contact"] = at
-    if doc["last_contact"] is None or at > doc["last_contact"]:
+    if last is None or at > last:
         doc["last_contact"] = at
-    known = set(doc["identities"])
-    for identity in event.doc.get("identities") or ():
-        if identity not in known:
-            doc["identities"].append(identity)
-            known.add(identity)
-        field, _, value = identity.partition(":")
-        _contact(doc, field, _provenance(event, value, at))
-    if event.type == "profile.updated":
+    identities = source.get("identities")
+    if identities:
+        mine = doc["identities"]
+        known = set(mine)
+        added = False
+        for identity in identities:
+            if identity not in known:
+                mine.append(identity)
+                known.add(identity)
+                added = True
+            field, _, value = identity.partition(":")
+            _offer(doc, field, event, value, at)
+        if added:  # every change sorts it, so it only needs sorting when it grew
+            mine.sort()
+    kind = event.type
+    if kind == "profile.updated":
         for field, value in sorted(fields.items()):
-            _contact(doc, field, _provenance(event, value, at))
-    elif event.type == "consent.changed":
+            _offer(doc, field, event, value, at)
+    elif kind == "consent.changed":
         doc["consent"][fields["purpose"]] = _provenance(event, fields["granted"], at)
-    elif event.type == "order.placed":
+    elif kind == "order.placed":
         order = doc["orders"].setdefault(fields["order_id"], {"status": "placed"})
         order["total"] = fields["total"]
-    elif event.type == "order.status_changed":
+    elif kind == "order.status_changed":
         doc["orders"].setdefault(fields["order_id"], {"total": None})["status"] = fields["status"]
-    doc["identities"].sort()
+
+
+def _offer(doc: dict[str, Any], field: str, event: Event, value: Any, at: str) -> None:
+    """`_contact` for a value the event says, building its provenance only when it wins."""
+    current = doc["contact"].get(field)
+    if current is None or (at, event.recorded_at) >= (
+        current["occurred_at"],
+        current["recorded_at"],
+    ):
+        doc["contact"][field] = _provenance(event, value, at)
 
 
 def _contact(doc: dict[str, Any], field: str, said: dict[str, Any]) -> None:
