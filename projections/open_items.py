@@ -334,14 +334,13 @@ class _Page:
 
     def save(self) -> None:
         rows = []
+        names = ITEMS.column_names
+        doc_at = names.index("doc")
         for key in sorted(self.dirty):
             row = self.rows[key]
-            rows.append(
-                tuple(
-                    dumps(row["doc"]) if name == "doc" else row.get(name)
-                    for name in ITEMS.column_names
-                )
-            )
+            values = [row.get(name) for name in names]  # a list comprehension: no generator
+            values[doc_at] = dumps(row["doc"])
+            rows.append(tuple(values))
         self.tx.upsert(ITEMS, rows)
         self.tx.upsert(CONTACTS, [(s, *self.contacts[s]) for s in sorted(self.dirty_contacts)])
 
