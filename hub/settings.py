@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         description="customers kept in memory between batches (0: none); each is checked "
         "against the store by version before a decision",
     )
+    aggregate_cache_facts: int = Field(
+        default=100_000,
+        ge=0,
+        description="what the cached customers may hold together, in facts (orders, "
+        "requests, claims, consent, promises, identities; ~1 kB each): the cache's memory bound",
+    )
     snapshot_interval: int = Field(
         default=500,
         ge=0,
@@ -98,6 +104,12 @@ class Settings(BaseSettings):
         "separate `hub project` processes do it)",
     )
     projection_page_size: int = Field(default=1000, ge=1, le=10_000)
+    projection_cache_entries: int = Field(
+        default=100_000,
+        ge=0,
+        description="what the profile documents a projection runner keeps in memory may hold "
+        "together, in entries (orders, identities, contact fields, consent; ~1 kB each)",
+    )
     projection_poll_s: float = Field(
         default=0.2, gt=0, description="how often a projection runner looks for new events"
     )
@@ -201,5 +213,6 @@ class Settings(BaseSettings):
     def _write_path_env(self) -> dict[str, str]:
         return {
             "AGGREGATE_CACHE_SIZE": str(self.aggregate_cache_size),
+            "AGGREGATE_CACHE_FACTS": str(self.aggregate_cache_facts),
             "SNAPSHOT_INTERVAL": str(self.snapshot_interval),
         }

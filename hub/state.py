@@ -107,6 +107,12 @@ class CustomerState:
             **{name: doc[name] for name in _DICT_FIELDS},
         )
 
+    def weight(self) -> int:
+        """How much this state holds, in facts: what bounds a cache of states by memory."""
+        return 1 + len(self.identities) + len(self.claims) + sum(
+            len(getattr(self, name)) for name in _DICT_FIELDS
+        )
+
     def overtake(self, subject: str, ref: dict[str, Any]) -> None:
         """A fact about `subject` changed: earlier claims on it are history, not in force."""
         claim = self.claims.get(subject)

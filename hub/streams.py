@@ -24,6 +24,7 @@ from hub.shred import KeyShredded, Shredder
 from hub.store import HubRecorder
 
 DEFAULT_CACHE_SIZE = 10_000
+DEFAULT_CACHE_FACTS = 100_000  # about 1 kB each in memory: ~100 MB for the cached states
 DEFAULT_SNAPSHOT_INTERVAL = 500
 RECORDERS = {
     "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",
@@ -41,7 +42,9 @@ class CustomerStreams(Application[UUID]):
         self.shredder = Shredder(self.store.customer_keys)
         cast(HubMapper, self.mapper).shredder = self.shredder
         self.cache: AggregateCache[Customer] = AggregateCache(
-            int(self.env.get("AGGREGATE_CACHE_SIZE", str(DEFAULT_CACHE_SIZE)))
+            int(self.env.get("AGGREGATE_CACHE_SIZE", str(DEFAULT_CACHE_SIZE))),
+            max_weight=int(self.env.get("AGGREGATE_CACHE_FACTS", str(DEFAULT_CACHE_FACTS))),
+            weigh=lambda customer: customer.state.weight(),
         )
         self.snapshot_interval = _snapshot_interval(self.env)
         if self.snapshots is not None:

@@ -34,7 +34,9 @@ OTHER_TOPICS = {
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-@lru_cache(maxsize=100_000)
+# Times repeat within a page (one commit stamps its events alike; a channel's batch shares an
+# occurred_at), rarely beyond it: a small cache, or it fills with every time ever seen.
+@lru_cache(maxsize=4096)
 def _norm_text(value: str) -> str:
     return _fixed_width(datetime.fromisoformat(value))
 
@@ -59,7 +61,7 @@ def _fixed_width(moment: datetime) -> str:
     return f"{moment.year:04d}{moment.strftime(TIME_FORMAT[2:])}"
 
 
-@lru_cache(maxsize=100_000)
+@lru_cache(maxsize=4096)
 def parse_time(value: str) -> datetime:
     """The inverse of `norm_time` (fromisoformat is C; strptime was a tenth of a catch-up)."""
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
@@ -142,27 +144,50 @@ class View:
         under it: another runner, a rebuild, a rolled-back transaction)."""
 
 
-class RowCache(OrderedDict[str, Any]):
-    """The most recently used rows of a view, by key, as they stand in its tables.
+def entries(doc: dict[str, Any]) -> int:
+    """A document's weight: one, plus one per entry of its maps and lists."""
+    return 1 + sum(len(value) for value in doc.values() if isinstance(value, dict | list))
+
+
+class RowCache:
+    """The most recently used rows of a view, by key, as they stand in its tables: at most
+    `size` of them, weighing at most `max_weight` together (a customer's document grows with
+    every order, so a bound by count alone would let memory grow for as long as they buy).
 
     Only valid while nobody else writes the view: the runner calls `View.forget` whenever the
     view's tracked position is not the one it committed itself, and after any failure."""
 
-    def __init__(self, size: int):
-        super().__init__()
+    def __init__(self, size: int, max_weight: int | None = None, weigh: Any = entries):
         self.size = size
+        self.max_weight = max_weight
+        self.weigh = weigh
+        self.weight = 0
+        self._rows: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
     def take(self, key: str) -> Any:
-        found = self.get(key)
-        if found is not None:
-            self.move_to_end(key)
-        return found
+        found = self._rows.get(key)
+        if found is None:
+            return None
+        self._rows.move_to_end(key)
+        return found[0]
 
     def keep(self, key: str, value: Any) -> None:
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
+        old = self._rows.pop(key, None)
+        if old is not None:
+            self.weight -= old[1]
+        weight = self.weigh(value)
+        self._rows[key] = (value, weight)
+        self.weight += weight
+        limit = self.max_weight
+        while len(self._rows) > self.size or (limit is not None and self.weight > limit):
+            self.weight -= self._rows.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self.weight = 0
 
 
 def members_table(view: str) -> Table:

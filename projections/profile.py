@@ -48,9 +48,9 @@ class Profile(View):
     name = "profile"
     tables = (PROFILES, LINKS)
 
-    def __init__(self, cache_size: int = 5000):
+    def __init__(self, cache_size: int = 5000, cache_entries: int = 100_000):
         # Active customers come back page after page: keep their documents decoded.
-        self.cache = RowCache(cache_size)
+        self.cache = RowCache(cache_size, cache_entries)
 
     def forget(self) -> None:
         self.cache.clear()

@@ -86,11 +86,19 @@ def build_projections(hub: Hub, settings: Settings) -> Projections:
         policy=SlaPolicy(settings.sla),
         page_size=settings.projection_page_size,
         poll_interval=settings.projection_poll_s,
+        cache_entries=settings.projection_cache_entries,
     )
 
 
-def build_views(policy: SlaPolicy | None = None) -> list[View]:
-    return [Timeline(), Profile(), OpenItems(policy), Claims(), Conflicts(), Analytics()]
+def build_views(policy: SlaPolicy | None = None, cache_entries: int = 100_000) -> list[View]:
+    return [
+        Timeline(),
+        Profile(cache_entries=cache_entries),
+        OpenItems(policy),
+        Claims(),
+        Conflicts(),
+        Analytics(),
+    ]
 
 
 class Projections:
@@ -104,9 +112,10 @@ class Projections:
         page_size: int = 1000,
         poll_interval: float = 0.2,
         catch_up_pages: int = 10,
+        cache_entries: int = 100_000,
     ):
         self.hub = hub
-        self.views = build_views(policy)
+        self.views = build_views(policy, cache_entries)
         self.by_name = {view.name: view for view in self.views}
         self.tables = [table for view in self.views for table in view.tables]
         prefix = getattr(hub.recorder, "events_table_name", "hub_events").removesuffix("_events")

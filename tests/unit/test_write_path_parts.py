@@ -55,3 +55,37 @@ def test_the_cache_forgets_customers_unused_for_its_ttl() -> None:
     cache.put([customer])
     time.sleep(0.06)
     assert cache.take([str(customer.id)]) == {} and len(cache) == 0
+
+
+def _with_orders(count: int) -> Customer:
+    customer = Customer()
+    for n in range(count):
+        customer.state.orders[f"O-{n}"] = {"status": "placed", "total": None}
+    return customer
+
+
+def test_the_cache_keeps_its_customers_facts_within_its_weight() -> None:
+    cache: AggregateCache[Customer] = AggregateCache(
+        maxsize=100, max_weight=25, weigh=lambda c: c.state.weight()
+    )
+    small, big, other = _with_orders(3), _with_orders(15), _with_orders(6)
+    cache.put([small, big])
+    assert cache.weight == 4 + 16
+    cache.put([other])  # 27 > 25: the least recently used (small) goes, big and other stay
+    assert cache.weight == 16 + 7 and len(cache) == 2
+    taken = cache.take([str(small.id), str(big.id)])
+    assert list(taken) == [str(big.id)] and cache.weight == 7
+
+
+def test_a_customer_put_back_heavier_is_weighed_again() -> None:
+    cache: AggregateCache[Customer] = AggregateCache(
+        maxsize=100, max_weight=10, weigh=lambda c: c.state.weight()
+    )
+    first, second = _with_orders(2), _with_orders(2)
+    cache.put([first, second])
+    grown = cache.take([str(first.id)])[str(first.id)]
+    grown.state.orders.update({f"N-{n}": {} for n in range(5)})  # it bought while checked out
+    cache.put([grown])  # 3 + 8 = 11 > 10: second (least recent) goes
+    assert cache.weight == 8 and set(cache.take([str(second.id), str(first.id)])) == {
+        str(first.id)
+    }
