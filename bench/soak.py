@@ -4,6 +4,7 @@ whether latency and memory stay flat.
     .venv/bin/python -m bench.soak --minutes 10        # the issue's soak, on PostgreSQL
     .venv/bin/python -m bench.soak --quick             # 1 minute
     .venv/bin/python -m bench.soak --rate 200 --read-share 0.3 --store sqlite
+    .venv/bin/python -m bench.soak --probe 40000       # memory only: closed loop, any machine
 
 Open loop: requests are sent on a fixed schedule whether or not earlier ones answered
 (a slow hub cannot slow the load down), and each latency is measured from the moment the
@@ -12,12 +13,17 @@ touchpoints (calls, emails, orders and quotes, for 2,000 customers; a few re-sen
 answered 200) and reads (a customer's profile, timeline, open items, and a look-up by
 email). Each minute: requests, errors, p50/p99 of writes and reads, and the hub's RSS
 (VmRSS of the `hub serve` process, from /proc). Last line: one JSON object.
+
+`--probe N` asks about memory alone: the same mix sent in a closed loop (8 clients, each
+waiting for its answer), RSS after every 5,000 requests. Its figures do not depend on how
+busy the machine is, so it can show growth (or its absence) where a timed soak cannot.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import sys
 import tempfile
@@ -161,6 +167,38 @@ class Load:
             bucket.errors += 1
 
 
+PROBE_STEP = 5_000
+
+
+async def probe(load: Load, requests: int, pid: int) -> list[float]:
+    """Send `requests` of the mix with 8 clients in a closed loop; RSS after each step."""
+    rss: list[float] = []
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=load.url, timeout=60, limits=limits) as client:
+        sent = 0
+
+        async def client_loop(step: int, end: int) -> None:
+            nonlocal sent
+            while sent < end:
+                index, sent = sent, sent + 1
+                await load._one(client, index, time.monotonic(), step)
+
+        for step in range(max(1, requests // PROBE_STEP)):
+            load.minutes.append(Minute())
+            started = time.monotonic()
+            end = (step + 1) * PROBE_STEP
+            await asyncio.gather(*(client_loop(step, end) for _ in range(8)))
+            await asyncio.sleep(2)  # the projections catch up before memory is read
+            rss.append(rss_mb(pid))
+            bucket = load.minutes[step]
+            print(
+                f"{end:>9}{PROBE_STEP / (time.monotonic() - started):>8.0f}/s"
+                f"{bucket.errors:>8}{rss[-1]:>9.1f}",
+                flush=True,
+            )
+    return rss
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=10)
@@ -169,13 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-share", type=float, default=0.3)
     parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--probe", type=int, metavar="N", help="memory only: N requests in a closed loop"
+    )
     args = parser.parse_args(argv)
     minutes = 1 if args.quick else args.minutes
 
     folder = Path(tempfile.mkdtemp(prefix="hub-soak-"))
     url = fresh_store(args.store, folder)
     port = free_port()
-    proc = start_serve(url, port, folder / "serve.log")
+    # HUB_* settings of the caller's environment (cache bounds, say) reach the hub.
+    settings = {k: v for k, v in os.environ.items() if k.startswith("HUB_")}
+    settings.pop("HUB_DATABASE_URL", None)
+    proc = start_serve(url, port, folder / "serve.log", **settings)
+    if args.probe:
+        return run_probe(args, url, port, proc)
     print(
         f"soak: {args.rate:.0f} requests/s ({args.read_share:.0%} reads) for {minutes} min "
         f"against hub serve on {args.store}"
@@ -236,6 +282,35 @@ def main(argv: list[str] | None = None) -> int:
         f"write p99 last/first {figures['write_p99_last_over_first']}, read p99 last/first "
         f"{figures['read_p99_last_over_first']}, RSS {figures['rss_growth_mb_per_min']:+} MB/min"
     )
+    print(orjson.dumps(figures).decode())
+    return 0
+
+
+def run_probe(args: argparse.Namespace, url: str, port: int, proc: Any) -> int:
+    print(
+        f"memory probe: {args.probe} requests ({args.read_share:.0%} reads), 8 clients, closed loop"
+    )
+    print(f"{'requests':>9}{'rate':>10}{'errors':>8}{'RSS MB':>9}")
+    try:
+        load = Load(f"http://127.0.0.1:{port}", 1.0, args.read_share, args.seed)
+        rss = asyncio.run(probe(load, args.probe, proc.pid))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        drop_store(url)
+    half = len(rss) // 2
+    figures = {
+        "probe_requests": args.probe,
+        "store": args.store,
+        "rss_mb": [round(r, 1) for r in rss],
+        # growth over the second half, once the caches had the first half to fill
+        "rss_growth_mb_per_10k_second_half": round(
+            (rss[-1] - rss[half]) / max((len(rss) - 1 - half) * PROBE_STEP / 10_000, 1e-9), 2
+        )
+        if len(rss) > 2
+        else None,
+        "errors": sum(m.errors for m in load.minutes),
+    }
     print(orjson.dumps(figures).decode())
     return 0
 
