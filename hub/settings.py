@@ -98,6 +98,16 @@ class Settings(BaseSettings):
         "separate `hub project` processes do it)",
     )
     projection_page_size: int = Field(default=1000, ge=1, le=10_000)
+    projection_workers: int = Field(
+        default=1,
+        ge=1,
+        le=6,
+        description="processes `hub project` starts, each applying its share of the views",
+    )
+    projection_views: str = Field(
+        default="",
+        description="the views `hub project` applies, comma-separated (default: every one)",
+    )
     projection_poll_s: float = Field(
         default=0.2, gt=0, description="how often a projection runner looks for new events"
     )
