@@ -17,12 +17,12 @@ from projections.runner import VIEW_NAMES
 # included; `bench.projections --quick`, see README). Every worker also reads and decodes the
 # whole log, which no split saves.
 VIEW_COSTS = {
-    "timeline": 0.30,
-    "profile": 0.20,
-    "open_items": 0.25,
-    "claims": 0.08,
-    "conflicts": 0.02,
-    "analytics": 0.15,
+    "timeline": 0.26,
+    "profile": 0.24,
+    "open_items": 0.35,
+    "claims": 0.03,
+    "conflicts": 0.01,
+    "analytics": 0.11,
 }
 RESTART_AFTER_S = 1.0  # a worker that died is started again after this pause (doubling to 30 s)
 STOP_WAIT_S = 30.0
