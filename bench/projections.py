@@ -4,6 +4,12 @@ page-wise read of the same log in the same run, and timeline read latency of a l
     .venv/bin/python -m bench.projections            # 1,000,000 events on PostgreSQL
     .venv/bin/python -m bench.projections --quick    # 60,000 events
     .venv/bin/python -m bench.projections --schema bench_1m   # make it once, then reuse it
+    .venv/bin/python -m bench.projections --workers 2   # only the catch-up split over 2 processes
+
+Catch-up is timed from zero until every view reached the log's head, by one runner in this
+process and (default `--workers 1,2`) by runners in N processes, each applying its share of
+the views (`projections.workers.partition`, as `hub project --workers N` splits them); the
+processes are started and connected first, then all begin at once.
 
 The log is made of real hub events: a template of customers recorded through the hub's batch
 path (`record_batch`), copied row by row under new stream ids (same topics and stored JSON, so
@@ -14,6 +20,7 @@ recorded through the hub. The last line printed is one JSON object of every figu
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import time
@@ -29,6 +36,7 @@ from hub.envelope import Envelope, parse_envelope
 from hub.settings import Settings
 from projections import reads
 from projections.runner import Projections
+from projections.workers import partition
 
 DEFAULT_URL = os.environ.get(
     "HUB_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/hub_bench"
@@ -124,6 +132,43 @@ def plain_read(hub: Hub, page: int) -> tuple[int, float]:
     return count, time.perf_counter() - started
 
 
+def _catch_up_worker(settings: Settings, views: list[str], ready: Any, go: Any, done: Any) -> None:
+    """One process of a split catch-up: connect, say ready, wait for the start, catch up."""
+    hub = build_hub(settings)
+    try:
+        runner = Projections(hub, views=views)
+        ready.put(views)
+        go.wait()
+        done.put(runner.catch_up())
+    finally:
+        hub.close()
+
+
+def split_catch_up(settings: Settings, names: list[str], workers: int) -> float:
+    """Seconds for `workers` processes to bring the views from zero to the log's head."""
+    groups = partition(names, workers)
+    context = multiprocessing.get_context("spawn")
+    ready, done, go = context.Queue(), context.Queue(), context.Event()
+    procs = [
+        context.Process(target=_catch_up_worker, args=(settings, group, ready, go, done))
+        for group in groups
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    started = time.perf_counter()
+    go.set()
+    for _ in procs:
+        done.get(timeout=3600)
+    took = time.perf_counter() - started
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0, proc.exitcode
+    print(f"catch-up in {len(groups)} processes: {'; '.join(','.join(g) for g in groups)}")
+    return took
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
@@ -137,6 +182,11 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=2000, help="timeline reads to time")
     parser.add_argument(
         "--schema", help="reuse (or make and keep) the log in this schema instead of a new one"
+    )
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="the catch-ups to time, by how many processes (comma-separated; default 1,2)",
     )
     args = parser.parse_args()
     target = args.events or (60_000 if args.quick else 1_000_000)
@@ -169,11 +219,24 @@ def main() -> None:
         head = hub.recorder.max_notification_id() or 0
 
         read_count, read_s = plain_read(hub, 1000)
+        assert read_count == head, (read_count, head)
+        read_rate = read_count / read_s
         views = Projections(hub)
-        started = time.perf_counter()
-        applied = views.rebuild()  # from zero, also when the schema is reused
-        catch_up_s = time.perf_counter() - started
-        assert applied == read_count == head, (applied, read_count, head)
+        catch_ups: dict[str, Any] = {}
+        for workers in [int(n) for n in args.workers.split(",")]:
+            views.clear()  # from zero, also when the schema is reused
+            if workers == 1:
+                started = time.perf_counter()
+                applied = views.catch_up()
+                took = time.perf_counter() - started
+                assert applied == head, (applied, head)
+            else:
+                took = split_catch_up(settings, views.names, workers)
+            assert set(views.positions().values()) == {head}, views.positions()
+            key = "catch_up" if workers == 1 else f"catch_up_{workers}_workers"
+            catch_ups[f"{key}_events_per_s"] = round(head / took)
+            catch_ups[f"{key}_ratio_to_plain_read"] = round((head / took) / read_rate, 3)
+            catch_ups[f"{key}_s"] = round(took, 1)
 
         latencies = []
         for _ in range(args.reads):
@@ -196,12 +259,8 @@ def main() -> None:
             "bench": "projections",
             "store": "postgresql",
             "events": head,
-            "plain_read_events_per_s": round(read_count / read_s),
-            "catch_up_events_per_s": round(applied / catch_up_s),
-            "catch_up_ratio_to_plain_read": round(
-                (applied / catch_up_s) / (read_count / read_s), 3
-            ),
-            "catch_up_s": round(catch_up_s, 1),
+            "plain_read_events_per_s": round(read_rate),
+            **catch_ups,
             "projections": len(views.views),
             "timeline_customer_events": long_events,
             "timeline_p50_ms": round(statistics.median(latencies), 2),

@@ -110,6 +110,16 @@ class Settings(BaseSettings):
         description="what the profile documents a projection runner keeps in memory may hold "
         "together, in entries (orders, identities, contact fields, consent; ~1 kB each)",
     )
+    projection_workers: int = Field(
+        default=1,
+        ge=1,
+        le=6,
+        description="processes `hub project` starts, each applying its share of the views",
+    )
+    projection_views: str = Field(
+        default="",
+        description="the views `hub project` applies, comma-separated (default: every one)",
+    )
     projection_poll_s: float = Field(
         default=0.2, gt=0, description="how often a projection runner looks for new events"
     )

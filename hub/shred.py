@@ -260,12 +260,18 @@ class Shredder:
         except InvalidTag:
             return None
 
-    def open(self, state: dict[str, Any]) -> dict[str, Any]:
-        """Put the personal values back; without the key, mark each of them as erased."""
+    def open(
+        self, state: dict[str, Any], keys: dict[str, bytes | None] | None = None
+    ) -> dict[str, Any]:
+        """Put the personal values back; without the key, mark each of them as erased.
+
+        `keys`: what `keys(…, create=False)` gave for every customer of the event, when the
+        caller fetched them for many events at once."""
         sealed: dict[str, str] | None = state.pop(PERSONAL, None)
         if not sealed:
             return state
-        keys = self.keys(sealed, create=False)
+        if keys is None:
+            keys = self.keys(sealed, create=False)
         for customer, token in sealed.items():
             key = keys.get(customer)
             if key is None:

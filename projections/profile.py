@@ -158,23 +158,19 @@ def _touchpoint(doc: dict[str, Any], event: Event) -> None:
         doc["orders"].setdefault(fields["order_id"], {"total": None})["status"] = fields["status"]
 
 
+def _wins(current: dict[str, Any] | None, occurred_at: str, recorded_at: str) -> bool:
+    """Whether a contact value said at these times replaces `current`: the latest by
+    `occurred_at`, then by `recorded_at`; a tie goes to the newcomer."""
+    return current is None or (occurred_at, recorded_at) >= (
+        current["occurred_at"],
+        current["recorded_at"],
+    )
+
+
 def _offer(doc: dict[str, Any], field: str, event: Event, value: Any, at: str) -> None:
-    """`_contact` for a value the event says, building its provenance only when it wins."""
-    current = doc["contact"].get(field)
-    if current is None or (at, event.recorded_at) >= (
-        current["occurred_at"],
-        current["recorded_at"],
-    ):
+    """A value the event says for a contact field, its provenance built only when it wins."""
+    if _wins(doc["contact"].get(field), at, event.recorded_at):
         doc["contact"][field] = _provenance(event, value, at)
-
-
-def _contact(doc: dict[str, Any], field: str, said: dict[str, Any]) -> None:
-    current = doc["contact"].get(field)
-    if current is None or (said["occurred_at"], said["recorded_at"]) >= (
-        current["occurred_at"],
-        current["recorded_at"],
-    ):
-        doc["contact"][field] = said
 
 
 def combined(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -191,7 +187,8 @@ def combined(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for other in docs[1:]:
         result["identities"] |= set(other["identities"])
         for field, said in other["contact"].items():
-            _contact(result, field, said)
+            if _wins(result["contact"].get(field), said["occurred_at"], said["recorded_at"]):
+                result["contact"][field] = said
         for purpose, said in other["consent"].items():
             mine = result["consent"].get(purpose)
             if mine is None or said["recorded_at"] > mine["recorded_at"]:

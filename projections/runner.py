@@ -1,10 +1,12 @@
 """The projection runner: reads the notification log a few pages at a time and applies them to
-every view in one transaction together with each view's tracking record (exactly once).
+its views (all six, or a subset) in one transaction together with each view's tracking record
+(exactly once).
 
 `catch_up` works through the log; `start` follows it in a thread, woken by the hub's commits in
 this process and polling for other processes' (SQLite cannot be subscribed to). Several
-runners may share a store: an advisory lock on PostgreSQL (SQLite's single writer elsewhere)
-and the positions re-read inside each transaction keep every event applied once.
+runners may share a store, with the same views or different ones: one advisory lock per view
+on PostgreSQL (SQLite's single writer elsewhere) and the positions re-read inside each
+transaction keep every event applied once to each view.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ from projections.erasure import erased_in, scrub
 from projections.open_items import OpenItems
 from projections.profile import Profile
 from projections.sla import SlaPolicy
-from projections.store import PROJECTION_LOCK, PostgresViewRecorder, Tx, scratch, view_recorder
+from projections.store import (
+    PROJECTION_LOCKS,
+    PostgresViewRecorder,
+    Tx,
+    scratch,
+    view_recorder,
+)
 from projections.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,13 @@ def _few_collections() -> Iterator[None]:
                 gc.enable()
 
 
-def build_projections(hub: Hub, settings: Settings) -> Projections:
+# Every view, in its stable order: the order a runner applies them and the number of its lock.
+VIEW_NAMES = ("timeline", "profile", "open_items", "claims", "conflicts", "analytics")
+
+
+def build_projections(
+    hub: Hub, settings: Settings, views: Sequence[str] | None = None
+) -> Projections:
     """The projections of a hub, configured by the settings (not started)."""
     return Projections(
         hub,
@@ -87,11 +101,20 @@ def build_projections(hub: Hub, settings: Settings) -> Projections:
         page_size=settings.projection_page_size,
         poll_interval=settings.projection_poll_s,
         cache_entries=settings.projection_cache_entries,
+        views=views,
     )
 
 
-def build_views(policy: SlaPolicy | None = None, cache_entries: int = 100_000) -> list[View]:
-    return [
+def build_views(
+    policy: SlaPolicy | None = None,
+    names: Sequence[str] | None = None,
+    cache_entries: int = 100_000,
+) -> list[View]:
+    """The named views (every one by default), in `VIEW_NAMES` order."""
+    unknown = sorted(set(names or ()) - set(VIEW_NAMES))
+    if unknown:
+        raise ValueError(f"no projection {unknown[0]!r}; known: {', '.join(VIEW_NAMES)}")
+    every: list[View] = [
         Timeline(),
         Profile(cache_entries=cache_entries),
         OpenItems(policy),
@@ -99,6 +122,7 @@ def build_views(policy: SlaPolicy | None = None, cache_entries: int = 100_000) -
         Conflicts(),
         Analytics(),
     ]
+    return [view for view in every if names is None or view.name in names]
 
 
 class Projections:
@@ -113,9 +137,12 @@ class Projections:
         poll_interval: float = 0.2,
         catch_up_pages: int = 10,
         cache_entries: int = 100_000,
+        views: Sequence[str] | None = None,
     ):
+        """`views`: the names of the views this runner applies (every one by default); the
+        others may be applied by other runners, in this process or others."""
         self.hub = hub
-        self.views = build_views(policy, cache_entries)
+        self.views = build_views(policy, views, cache_entries)
         self.by_name = {view.name: view for view in self.views}
         self.tables = [table for view in self.views for table in view.tables]
         prefix = getattr(hub.recorder, "events_table_name", "hub_events").removesuffix("_events")
@@ -141,26 +168,35 @@ class Projections:
 
     # -- positions ------------------------------------------------------------------------
 
-    def _positions(self, tx: Tx) -> dict[str, int]:
+    def _positions(self, tx: Tx, names: Sequence[str] | None = None) -> dict[str, int]:
+        names = list(names or self.names)
         rows = tx.execute(
             f"SELECT application_name, notification_id FROM {self.recorder.tracking_table} "
-            f"WHERE application_name IN ({','.join('?' * len(self.views))})",
-            self.names,
+            f"WHERE application_name IN ({','.join('?' * len(names))})",
+            names,
         )
         found = {row["application_name"]: row["notification_id"] for row in rows}
-        return {name: int(found.get(name) or 0) for name in self.names}
+        return {name: int(found.get(name) or 0) for name in names}
 
-    def positions(self) -> dict[str, int]:
-        """Each view's tracked position: the last notification it has applied."""
+    def positions(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Each view's tracked position: the last notification it has applied. The views
+        are this runner's by default; any view's position can be asked (it is read from the
+        store, so views applied by other processes count as well)."""
         with self.recorder.tx(commit=False) as tx:
-            return self._positions(tx)
+            return self._positions(tx, list(names) if names is not None else None)
 
     def position(self, names: Iterable[str]) -> int:
-        positions = self.positions()
-        return min(positions[name] for name in names)
+        return min(self.positions(names).values())
+
+    def _lock(self, tx: Tx, views: Sequence[View]) -> None:
+        """Take the views' advisory locks, in `VIEW_NAMES` order (so runners never deadlock);
+        held until the transaction ends. SQLite has one writer at a time anyway."""
+        if self.postgres:
+            for number in sorted(VIEW_NAMES.index(view.name) for view in views):
+                tx.execute("SELECT pg_advisory_xact_lock(?, ?)", [PROJECTION_LOCKS, number])
 
     def status(self) -> list[dict[str, Any]]:
-        """Position and lag (events behind the log's head) of each view."""
+        """Position and lag (events behind the log's head) of each view of this runner."""
         head = self.hub.recorder.max_notification_id() or 0
         return [
             {"name": name, "position": at, "head": head, "lag": max(0, head - at)}
@@ -194,8 +230,7 @@ class Projections:
         try:
             with _few_collections(), self.recorder.tx(commit=True) as tx:
                 tx.remember = True
-                if self.postgres:
-                    tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
+                self._lock(tx, self.views)
                 current = self._positions(tx)
                 for view in self.views:
                     at = current[view.name]
@@ -260,16 +295,19 @@ class Projections:
 
     def rebuild(self, names: Sequence[str] | None = None) -> int:
         """Empty the named views (all by default) and their tracking, then catch up."""
-        self._reset([self.by_name[name] for name in (names or self.names)])
+        self.clear(names)
         return self.catch_up()
+
+    def clear(self, names: Sequence[str] | None = None) -> None:
+        """Empty the named views (all of this runner's by default) and their tracking."""
+        self._reset([self.by_name[name] for name in (names or self.names)])
 
     def _reset(self, views: Sequence[View]) -> None:
         """Empty the views' tables and their tracking (one transaction)."""
         if not views:
             return
         with self.recorder.tx(commit=True) as tx:
-            if self.postgres:
-                tx.execute("SELECT pg_advisory_xact_lock(?)", [PROJECTION_LOCK])
+            self._lock(tx, views)
             for view in views:
                 view.clear(tx)
                 view.forget()

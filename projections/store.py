@@ -22,7 +22,10 @@ from psycopg.sql import SQL
 
 from hub.store import SCHEMA_LOCK
 
-PROJECTION_LOCK = 0x6875625F76696577  # advisory lock held by whoever writes view rows
+# Advisory locks (the two-int form) held by whoever writes a view's rows: the first int names
+# the projections, the second is the view's stable number (`runner.VIEW_NAMES`). Runners take
+# the locks of the views they write in ascending number, so no two of them can deadlock.
+PROJECTION_LOCKS = 0x68756276  # "hubv"
 SQLITE_TYPES = {"text": "TEXT", "bigint": "INTEGER", "double": "REAL"}
 PG_TYPES = {"text": "text", "bigint": "bigint", "double": "double precision"}
 
