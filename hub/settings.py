@@ -78,10 +78,10 @@ class Settings(BaseSettings):
         "against the store by version before a decision",
     )
     aggregate_cache_facts: int = Field(
-        default=100_000,
+        default=50_000,
         ge=0,
         description="what the cached customers may hold together, in facts (orders, "
-        "requests, claims, consent, promises, identities; ~1 kB each): the cache's memory bound",
+        "requests, claims, consent, promises, identities; ~2 kB each): the cache's memory bound",
     )
     snapshot_interval: int = Field(
         default=500,
@@ -105,10 +105,10 @@ class Settings(BaseSettings):
     )
     projection_page_size: int = Field(default=1000, ge=1, le=10_000)
     projection_cache_entries: int = Field(
-        default=100_000,
+        default=50_000,
         ge=0,
         description="what the profile documents a projection runner keeps in memory may hold "
-        "together, in entries (orders, identities, contact fields, consent; ~1 kB each)",
+        "together, in entries (orders, identities, contact fields, consent; ~2 kB each)",
     )
     projection_workers: int = Field(
         default=1,

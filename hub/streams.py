@@ -24,7 +24,7 @@ from hub.shred import KeyShredded, Shredder
 from hub.store import HubRecorder
 
 DEFAULT_CACHE_SIZE = 10_000
-DEFAULT_CACHE_FACTS = 100_000  # about 1 kB each in memory: ~100 MB for the cached states
+DEFAULT_CACHE_FACTS = 50_000  # ~2 kB each in memory (measured by bench.soak --probe)
 DEFAULT_SNAPSHOT_INTERVAL = 500
 RECORDERS = {
     "eventsourcing.sqlite": "hub.store:HubSQLiteRecorder",

@@ -48,7 +48,7 @@ class Profile(View):
     name = "profile"
     tables = (PROFILES, LINKS)
 
-    def __init__(self, cache_size: int = 5000, cache_entries: int = 100_000):
+    def __init__(self, cache_size: int = 5000, cache_entries: int = 50_000):
         # Active customers come back page after page: keep their documents decoded.
         self.cache = RowCache(cache_size, cache_entries)
 

@@ -108,7 +108,7 @@ def build_projections(
 def build_views(
     policy: SlaPolicy | None = None,
     names: Sequence[str] | None = None,
-    cache_entries: int = 100_000,
+    cache_entries: int = 50_000,
 ) -> list[View]:
     """The named views (every one by default), in `VIEW_NAMES` order."""
     unknown = sorted(set(names or ()) - set(VIEW_NAMES))
@@ -136,7 +136,7 @@ class Projections:
         page_size: int = 1000,
         poll_interval: float = 0.2,
         catch_up_pages: int = 10,
-        cache_entries: int = 100_000,
+        cache_entries: int = 50_000,
         views: Sequence[str] | None = None,
     ):
         """`views`: the names of the views this runner applies (every one by default); the
