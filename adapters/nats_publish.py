@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,11 @@ def tracking_recorder(hub: Hub) -> TrackingRecorder:
         )
     else:
         recorder = SQLiteTrackingRecorder(datastore)
-    recorder.create_table()  # type: ignore[attr-defined]
+    # Under the hub's schema lock: roles starting together race on the CREATE statements
+    # and the library's migration row ("Failed to record tracking for __migration__").
+    lock = getattr(hub.recorder, "schema_lock", None)
+    with lock() if lock is not None else nullcontext():
+        recorder.create_table()  # type: ignore[attr-defined]
     return recorder
 
 

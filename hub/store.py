@@ -10,6 +10,7 @@ second customer for one identity, across threads and processes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -383,12 +384,17 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         ).format(schema=schema, events=events)
 
     def create_table(self) -> None:
-        # Processes starting together race on the library's CREATE statements (PostgreSQL
-        # answers "tuple concurrently updated" or a duplicate type): one creates, others wait.
+        with self.schema_lock():
+            super().create_table()
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Processes starting together race on the library's CREATE statements (PostgreSQL
+        answers "tuple concurrently updated" or a duplicate type): one creates, others wait."""
         with self.datastore.get_connection() as conn:
             conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
             try:
-                super().create_table()
+                yield
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 

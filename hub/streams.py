@@ -8,6 +8,7 @@ how saves keep chain heads, the cache and snapshots right.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from typing import Any, cast
 from uuid import UUID
 
@@ -52,6 +53,13 @@ class CustomerStreams(Application[UUID]):
             self.store.snapshots_table = recorder.events_table_name
 
     # -- construction: the library's hooks ------------------------------------------------
+
+    def construct_snapshot_store(self) -> Any:
+        # The library creates the snapshots table here: under the schema lock on PostgreSQL,
+        # or two hubs starting together race on it ("hub_snapshots" already exists).
+        lock = getattr(self.recorder, "schema_lock", None)
+        with lock() if lock is not None else nullcontext():
+            return super().construct_snapshot_store()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
         environment = super().construct_env(name, env)
