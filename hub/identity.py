@@ -15,30 +15,48 @@ ACCOUNT_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:\S{1,128}$")
 
 
 # Validation is the costly part of proposing a touchpoint, and a customer's addresses come
-# back touchpoint after touchpoint: remember the answers (failures raise and are not kept).
-@functools.lru_cache(maxsize=65_536)
-def normalise_email(raw: str, field: str = "customer.email") -> str:
-    """Trimmed, validated and lower-cased email address."""
+# back touchpoint after touchpoint (a channel that sends a bad one sends it again): remember
+# both answers, a normalised value or the reason for refusing it, a bounded number of each.
+CACHE_SIZE = 65_536
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _email_or_refusal(raw: str) -> tuple[str | None, str]:
     try:
         valid = validate_email(raw.strip(), check_deliverability=False)
     except EmailNotValidError as error:
-        raise InvalidInput(field, f"not a valid email address: {error}") from None
-    return valid.normalized.lower()
+        return None, f"not a valid email address: {error}"
+    return valid.normalized.lower(), ""
 
 
-@functools.lru_cache(maxsize=65_536)
-def normalise_phone(
-    raw: str, default_region: str | None = None, field: str = "customer.phone"
-) -> str:
-    """The number in E.164 form, validated by the phonenumbers library."""
+def normalise_email(raw: str, field: str = "customer.email") -> str:
+    """Trimmed, validated and lower-cased email address."""
+    value, refusal = _email_or_refusal(raw)
+    if value is None:
+        raise InvalidInput(field, refusal)
+    return value
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _phone_or_refusal(raw: str, default_region: str | None) -> tuple[str | None, str]:
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as error:
         hint = "" if default_region else " (give it in international form, starting with +)"
-        raise InvalidInput(field, f"not a phone number: {error}{hint}") from None
+        return None, f"not a phone number: {error}{hint}"
     if not phonenumbers.is_valid_number(number):
-        raise InvalidInput(field, f"not a valid phone number: {raw!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return None, f"not a valid phone number: {raw!r}"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
+
+
+def normalise_phone(
+    raw: str, default_region: str | None = None, field: str = "customer.phone"
+) -> str:
+    """The number in E.164 form, validated by the phonenumbers library."""
+    value, refusal = _phone_or_refusal(raw, default_region)
+    if value is None:
+        raise InvalidInput(field, refusal)
+    return value
 
 
 def normalise_account(raw: str, field: str = "customer.account") -> str:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import phonenumbers
 import pytest
+from email_validator import EmailNotValidError, validate_email
 
 from hub.errors import InvalidInput
 from hub.identity import normalise_account, normalise_email, normalise_phone
@@ -86,3 +90,79 @@ def test_invalid_envelope_names_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(InvalidInput) as error:
         proposal(**overrides)
     assert error.value.field == field
+
+
+EMAILS = [
+    "  Li.Wei@Example.COM ",
+    "customer.7@batch.example.com",
+    "zoë@bücher.example",
+    "li.wei",
+    "li@",
+    "@example.com",
+    "a b@example.com",
+    "two@@example.com",
+]
+
+
+def _email_validator_says(raw: str) -> str:
+    """What email-validator itself answers, as normalise_email would put it."""
+    try:
+        return validate_email(raw.strip(), check_deliverability=False).normalized.lower()
+    except EmailNotValidError as error:
+        return f"refused: not a valid email address: {error}"
+
+
+def _normalised_or_refused(normalise: Callable[[], str]) -> str:
+    try:
+        return normalise()
+    except InvalidInput as error:
+        return f"refused: {error.errors[0][1]}"
+
+
+@pytest.mark.parametrize("raw", EMAILS)
+def test_remembered_email_answers_are_email_validators(raw: str) -> None:
+    expected = _email_validator_says(raw)
+    for _ in range(3):  # the first answer is computed, the others remembered
+        assert _normalised_or_refused(lambda: normalise_email(raw)) == expected
+
+
+def test_a_remembered_email_refusal_names_each_callers_field() -> None:
+    for field in ("customer.email", "email", "customer.email"):
+        with pytest.raises(InvalidInput) as error:
+            normalise_email("li@", field)
+        assert error.value.field == field
+
+
+PHONES = [
+    ("+86 138 0013 8000", None),
+    ("030 123456", "DE"),
+    ("030 123456", None),
+    ("12345", None),
+    ("+1 000", None),
+    ("call me", "DE"),
+]
+
+
+def _phonenumbers_says(raw: str, region: str | None) -> str:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as error:
+        hint = "" if region else " (give it in international form, starting with +)"
+        return f"refused: not a phone number: {error}{hint}"
+    if not phonenumbers.is_valid_number(number):
+        return f"refused: not a valid phone number: {raw!r}"
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+@pytest.mark.parametrize(("raw", "region"), PHONES)
+def test_remembered_phone_answers_are_phonenumbers(raw: str, region: str | None) -> None:
+    expected = _phonenumbers_says(raw, region)
+    for _ in range(3):
+        assert _normalised_or_refused(lambda: normalise_phone(raw, region)) == expected
+
+
+def test_a_number_is_remembered_per_default_region() -> None:
+    assert normalise_phone("030 123456", "DE") == "+4930123456"
+    with pytest.raises(InvalidInput):
+        normalise_phone("030 123456")
+    assert normalise_phone("030 123456", "DE") == "+4930123456"
