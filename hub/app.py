@@ -172,7 +172,7 @@ class Hub(CustomerStreams):
             try:
                 proposals.append(self.propose(item) if isinstance(item, Envelope) else item)
             except HubError as error:
-                proposals.append(error)
+                proposals.append(_kept(error))
         for attempt in range(MAX_ATTEMPTS):
             try:
                 return self._decide_and_save(proposals, mode)
@@ -226,12 +226,12 @@ class Hub(CustomerStreams):
                     decided.append(self._decide(proposal, mode, batch, key))
                 except ConflictError as error:
                     batch.created.append(_rejection(proposal, error.customer_id, error))
-                    decided.append(error)
+                    decided.append(_kept(error))
                 except AmbiguousIdentity as error:
                     batch.created.append(_rejection(proposal, None, error))
-                    decided.append(error)
+                    decided.append(_kept(error))
                 except HubError as error:
-                    decided.append(error)
+                    decided.append(_kept(error))
 
         positions: dict[int, int] = {}
         aggregates = batch.aggregates()
@@ -469,6 +469,16 @@ def _outcome(
         positions[id(decided.touchpoint)],
         detected_conflicts=decided.detected,
     )
+
+
+def _kept(error: HubError) -> HubError:
+    """A refusal kept as an item's outcome, without its traceback.
+
+    The traceback holds this frame, whose locals hold the list the error goes into: a cycle
+    that keeps the whole batch (proposals, events, recordings) alive until the cyclic
+    collector finds it, which on the batch path cost more than deciding the batch.
+    """
+    return error.with_traceback(None)
 
 
 def _rejection(proposal: Proposal, customer_id: str | None, error: HubError) -> RejectedAttempt:
