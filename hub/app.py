@@ -23,6 +23,7 @@ from eventsourcing.utils import EnvType
 from hub import audit
 from hub.batch import DecisionBatch, Earlier, Pending
 from hub.codec import split_chain
+from hub.collect import few_collections
 from hub.customer import Customer, MergeSuggestion, RejectedAttempt
 from hub.envelope import BUILT_IN_CHANNELS, DEFAULT_LIMITS, Envelope, Limits, Proposal, propose
 from hub.errors import (
@@ -175,7 +176,8 @@ class Hub(CustomerStreams):
                 proposals.append(_kept(error))
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return self._decide_and_save(proposals, mode)
+                with few_collections():
+                    return self._decide_and_save(proposals, mode)
             except IntegrityError:
                 # Another writer changed a customer, claimed an identity or recorded a source
                 # key first: decide again on the new state.

@@ -15,14 +15,14 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
 from hub.app import Hub
+from hub.collect import few_collections
 from hub.errors import HubError
 from hub.settings import Settings
 from projections.analytics import Analytics
@@ -62,31 +62,6 @@ class ProjectionsBehind(HubError):
 
 
 COLLECT_EVERY = 100_000  # notifications between full collections during a long catch-up
-_collections = threading.Lock()
-_holders = [0, False]  # how many threads want collection off; whether it was on before
-
-
-@contextmanager
-def _few_collections() -> Iterator[None]:
-    """No cyclic garbage collection while pages are read and applied.
-
-    A page's decoded events (some 30 objects each) live until its commit and then die by
-    reference counting; collections in between only walked them again and again (a third
-    of a catch-up's CPU, measured). Collection resumes when the log is drained."""
-    with _collections:
-        if _holders[0] == 0:
-            _holders[1] = gc.isenabled()
-            gc.disable()
-        _holders[0] += 1
-    try:
-        yield
-    finally:
-        with _collections:
-            _holders[0] -= 1
-            if _holders[0] == 0 and _holders[1]:
-                gc.enable()
-
-
 # Every view, in its stable order: the order a runner applies them and the number of its lock.
 VIEW_NAMES = ("timeline", "profile", "open_items", "claims", "conflicts", "analytics")
 
@@ -208,7 +183,7 @@ class Projections:
     def step(self, pages: int = 1) -> int:
         """Apply up to `pages` pages of the log to every view that has not seen them, in one
         transaction; the number of notifications read."""
-        with _few_collections():
+        with few_collections():
             start = min(self.positions().values())
             page, events = self._read(start, pages)
             if page:
@@ -217,7 +192,7 @@ class Projections:
 
     def _read(self, start: int, pages: int) -> tuple[Sequence[Any], list[Event]]:
         """The notifications after `start`, and their hub events decoded."""
-        with _few_collections():
+        with few_collections():
             page = self.hub.recorder.select_notifications(start + 1, self.page_size * pages)
             return page, decode(page, self.hub.shredder) if page else []
 
@@ -228,7 +203,7 @@ class Projections:
         applied: list[View] = []
         complete = True
         try:
-            with _few_collections(), self.recorder.tx(commit=True) as tx:
+            with few_collections(), self.recorder.tx(commit=True) as tx:
                 tx.remember = True
                 self._lock(tx, self.views)
                 current = self._positions(tx)
@@ -270,7 +245,7 @@ class Projections:
         Several pages go into each transaction (fewer commits, and a customer's documents
         are written once for all of its events in them), and the next pages are read and
         decoded in a second thread while the store writes the current ones."""
-        with _few_collections():
+        with few_collections():
             start = min(self.positions().values())
             page, events = self._read(start, self.catch_up_pages)
             if not page:
