@@ -4,27 +4,40 @@ A page of decoded events, or a batch of touchpoints being decided, is some tens 
 item that live until the commit and then die by reference counting; collections in between only
 walk them again and again (a third of a catch-up's CPU, measured; about 50 µs per touchpoint of
 a batch as the customer cache grows). Collection resumes when the last holder is done: the
-flag is the process's, so threads count who holds it.
+flag is the process's, so threads count who holds it. Under steady load some thread may hold
+it all the time, so while it stays off a full collection runs every `COLLECT_EVERY_S`
+seconds anyway: the process's other cyclic garbage (HTTP handlers, tracebacks) must not live
+for ever.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 _lock = threading.Lock()
 _holders = [0, False]  # how many threads want collection off; whether it was on before
+_off_since = [0.0]  # when collection was last turned off or run
+COLLECT_EVERY_S = 10.0
 
 
 @contextmanager
 def few_collections() -> Iterator[None]:
+    overdue = False
     with _lock:
+        now = time.monotonic()
         if _holders[0] == 0:
             _holders[1] = gc.isenabled()
             gc.disable()
+            _off_since[0] = now
+        elif _holders[1] and now - _off_since[0] > COLLECT_EVERY_S:
+            overdue, _off_since[0] = True, now
         _holders[0] += 1
+    if overdue:
+        gc.collect()
     try:
         yield
     finally:

@@ -1,0 +1,53 @@
+"""The collector pause: off while held, back on after, and never off for ever."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import pytest
+
+from hub import collect
+from hub.collect import few_collections
+
+
+def test_collection_is_off_while_held_and_on_after() -> None:
+    assert gc.isenabled()
+    with few_collections():
+        assert not gc.isenabled()
+        with few_collections():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer holder still holds it
+    assert gc.isenabled()
+
+
+def test_a_pause_held_by_another_thread_still_collects_when_overdue(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(collect, "COLLECT_EVERY_S", 0.0)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with few_collections():
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    try:
+
+        class Cycle:
+            def __init__(self) -> None:
+                self.me = self
+
+        Cycle()  # garbage only the cyclic collector can free
+        before = gc.get_stats()[2]["collections"]
+        with few_collections():  # overdue: this entry runs a full collection
+            pass
+        assert gc.get_stats()[2]["collections"] == before + 1
+        assert not gc.isenabled()  # the other thread still holds the pause
+    finally:
+        release.set()
+        thread.join()
+    assert gc.isenabled()
