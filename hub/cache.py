@@ -28,10 +28,60 @@ from typing import Generic, TypeVar
 from eventsourcing.domain import Aggregate
 
 A = TypeVar("A", bound=Aggregate)
+V = TypeVar("V")
 
 
-def _one(_aggregate: object) -> int:
+def _one(_value: object) -> int:
     return 1
+
+
+class Bounded(Generic[V]):
+    """Values by key, least recently used first: at most `size` of them, weighing at most
+    `max_weight` together (by `weigh`); putting one drops the oldest beyond either bound."""
+
+    def __init__(self, size: int, max_weight: int | None = None, weigh: Callable[[V], int] = _one):
+        self.size = size
+        self.max_weight = max_weight
+        self.weigh = weigh
+        self.weight = 0
+        self._entries: OrderedDict[str, tuple[V, int]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> V | None:
+        """The value, now the most recently used; None when absent."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        self._entries.move_to_end(key)
+        return found[0]
+
+    def put(self, key: str, value: V) -> None:
+        self.pop(key)
+        weight = self.weigh(value)
+        self._entries[key] = (value, weight)
+        self.weight += weight
+        limit = self.max_weight
+        while len(self._entries) > self.size or (limit is not None and self.weight > limit):
+            self.pop_oldest()
+
+    def pop(self, key: str) -> V | None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        self.weight -= entry[1]
+        return entry[0]
+
+    def oldest(self) -> V | None:
+        return next(iter(self._entries.values()))[0] if self._entries else None
+
+    def pop_oldest(self) -> None:
+        self.weight -= self._entries.popitem(last=False)[1][1]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.weight = 0
 
 
 class AggregateCache(Generic[A]):
@@ -47,16 +97,19 @@ class AggregateCache(Generic[A]):
     ):
         self.maxsize = maxsize
         self.ttl = ttl
-        self.max_weight = max_weight
-        self.weigh = weigh
-        self.weight = 0
-        self._entries: OrderedDict[str, tuple[float, A, int]] = OrderedDict()
+        self._entries: Bounded[tuple[float, A]] = Bounded(
+            maxsize, max_weight, lambda entry: weigh(entry[1])
+        )
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def weight(self) -> int:
+        return self._entries.weight
 
     def take(self, ids: Iterable[str]) -> dict[str, A]:
         """Remove and return the cached aggregates among `ids` (unknown ids are left out)."""
@@ -65,7 +118,7 @@ class AggregateCache(Generic[A]):
         with self._lock:
             self._expire(now)
             for aggregate_id in ids:
-                entry = self._pop(aggregate_id)
+                entry = self._entries.pop(aggregate_id)
                 if entry is None:
                     self.misses += 1
                 else:
@@ -80,35 +133,16 @@ class AggregateCache(Generic[A]):
         now = time.monotonic()
         with self._lock:
             for aggregate in aggregates:
-                key = str(aggregate.id)
-                self._pop(key)
-                weight = self.weigh(aggregate)
-                self._entries[key] = (now, aggregate, weight)
-                self.weight += weight
-            limit = self.max_weight
-            while len(self._entries) > self.maxsize or (limit is not None and self.weight > limit):
-                self._drop_oldest()
+                self._entries.put(str(aggregate.id), (now, aggregate))
             self._expire(now)
 
     def discard(self, ids: Iterable[str]) -> None:
         """Forget these aggregates (erased, or changed by a path that bypasses the cache)."""
         with self._lock:
             for aggregate_id in ids:
-                self._pop(aggregate_id)
-
-    def _pop(self, aggregate_id: str) -> tuple[float, A, int] | None:
-        entry = self._entries.pop(aggregate_id, None)
-        if entry is not None:
-            self.weight -= entry[2]
-        return entry
-
-    def _drop_oldest(self) -> None:
-        self.weight -= self._entries.popitem(last=False)[1][2]
+                self._entries.pop(aggregate_id)
 
     def _expire(self, now: float) -> None:
         # Least recently used first: stop at the first entry still fresh.
-        while self._entries:
-            used = next(iter(self._entries.values()))[0]
-            if now - used < self.ttl:
-                return
-            self._drop_oldest()
+        while (entry := self._entries.oldest()) is not None and now - entry[0] >= self.ttl:
+            self._entries.pop_oldest()

@@ -6,7 +6,6 @@ personal fields opened by the hub's shredder; the keys of a whole page are fetch
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from hub.cache import Bounded
 from hub.codec import CHAIN
 from hub.customer import EVENT_CLASSES
 from hub.shred import PERSONAL, Shredder
@@ -151,7 +151,7 @@ def entries(doc: dict[str, Any]) -> int:
     return 1 + sum(len(value) for value in doc.values() if isinstance(value, dict | list))
 
 
-class RowCache:
+class RowCache(Bounded[Any]):
     """The most recently used rows of a view, by key, as they stand in its tables: at most
     `size` of them, weighing at most `max_weight` together (a customer's document grows with
     every order, so a bound by count alone would let memory grow for as long as they buy).
@@ -159,37 +159,11 @@ class RowCache:
     Only valid while nobody else writes the view: the runner calls `View.forget` whenever the
     view's tracked position is not the one it committed itself, and after any failure."""
 
-    def __init__(self, size: int, max_weight: int | None = None, weigh: Any = entries):
-        self.size = size
-        self.max_weight = max_weight
-        self.weigh = weigh
-        self.weight = 0
-        self._rows: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+    def __init__(self, size: int, max_weight: int | None = None):
+        super().__init__(size, max_weight, entries)
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def take(self, key: str) -> Any:
-        found = self._rows.get(key)
-        if found is None:
-            return None
-        self._rows.move_to_end(key)
-        return found[0]
-
-    def keep(self, key: str, value: Any) -> None:
-        old = self._rows.pop(key, None)
-        if old is not None:
-            self.weight -= old[1]
-        weight = self.weigh(value)
-        self._rows[key] = (value, weight)
-        self.weight += weight
-        limit = self.max_weight
-        while len(self._rows) > self.size or (limit is not None and self.weight > limit):
-            self.weight -= self._rows.popitem(last=False)[1][1]
-
-    def clear(self) -> None:
-        self._rows.clear()
-        self.weight = 0
+    take = Bounded.get
+    keep = Bounded.put
 
 
 def members_table(view: str) -> Table:
