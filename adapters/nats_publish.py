@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from nats.js.errors import NotFoundError
 from adapters.nats_streams import connect, ensure_stream
 from hub.app import Hub
 from hub.settings import Settings
+from hub.store import creating_tables
 from projections.base import Event, decode
 
 log = logging.getLogger(__name__)
@@ -83,8 +84,7 @@ def tracking_recorder(hub: Hub) -> TrackingRecorder:
         recorder = SQLiteTrackingRecorder(datastore)
     # Under the hub's schema lock: roles starting together race on the CREATE statements
     # and the library's migration row ("Failed to record tracking for __migration__").
-    lock = getattr(hub.recorder, "schema_lock", None)
-    with lock() if lock is not None else nullcontext():
+    with creating_tables(hub.recorder):
         recorder.create_table()  # type: ignore[attr-defined]
     return recorder
 

@@ -10,7 +10,7 @@ second customer for one identity, across threads and processes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -22,6 +22,14 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from hub.key_store import SQLITE_TABLES, PostgresKeyTable, SQLiteKeyTable, postgres_tables
 from hub.shred import new_key
+
+
+def creating_tables(recorder: object) -> AbstractContextManager[None]:
+    """The store's schema lock while tables are created beside the recorder's own (PostgreSQL:
+    processes starting together race on CREATE statements); SQLite's one writer needs none."""
+    lock = getattr(recorder, "schema_lock", None)
+    return lock() if lock is not None else nullcontext()
+
 
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
 KeyOwner = tuple[str, int | None]  # (owner, version)

@@ -8,7 +8,6 @@ how saves keep chain heads, the cache and snapshots right.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from typing import Any, cast
 from uuid import UUID
 
@@ -22,7 +21,7 @@ from hub.codec import HubMapper, OrjsonTranscoder, SnapshotUnreadable, split_cha
 from hub.customer import Customer
 from hub.errors import CustomerNotFound
 from hub.shred import KeyShredded, Shredder
-from hub.store import HubRecorder
+from hub.store import HubRecorder, creating_tables
 
 DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_CACHE_FACTS = 50_000  # ~2 kB each in memory (measured by bench.soak --probe)
@@ -57,8 +56,7 @@ class CustomerStreams(Application[UUID]):
     def construct_snapshot_store(self) -> Any:
         # The library creates the snapshots table here: under the schema lock on PostgreSQL,
         # or two hubs starting together race on it ("hub_snapshots" already exists).
-        lock = getattr(self.recorder, "schema_lock", None)
-        with lock() if lock is not None else nullcontext():
+        with creating_tables(self.recorder):
             return super().construct_snapshot_store()
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Any:
