@@ -53,6 +53,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
         )
         app.state.projections = build_projections(app.state.hub, settings)
         app.state.metrics.watch_projections(app.state.projections.status)
+        caches = {"aggregates": app.state.hub.cache}
+        caches.update(
+            (f"view_{view.name}", view.cache)
+            for view in app.state.projections.views
+            if getattr(view, "cache", None) is not None
+        )
+        app.state.metrics.watch_caches(caches)
         if settings.run_projections:
             app.state.projections.start()  # embedded default: projections run in this process
         try:

@@ -50,6 +50,36 @@ class _Lag(Collector):
         yield position
 
 
+class _Caches(Collector):
+    """What each in-memory cache holds against its bounds, read at scrape time: an operator
+    sizing `HUB_AGGREGATE_CACHE_FACTS` or `HUB_PROJECTION_CACHE_ENTRIES` sees whether a
+    cache is full and, for the aggregates, how often it is missed."""
+
+    def __init__(self, caches: dict[str, Any]):
+        self.caches = caches
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        families = {
+            name: GaugeMetricFamily(f"hub_cache_{name}", text, labels=["cache"])
+            for name, text in (
+                ("entries", "entries a cache holds"),
+                ("weight", "what a cache's entries weigh (facts, or view entries)"),
+                ("weight_limit", "the weight a cache may hold before it drops the oldest"),
+                ("hits", "look-ups a cache answered"),
+                ("misses", "look-ups a cache could not answer"),
+            )
+        }
+        for label, cache in self.caches.items():
+            figures = {"entries": len(cache), "weight": cache.weight}
+            figures["weight_limit"] = cache.max_weight
+            figures["hits"] = getattr(cache, "hits", None)
+            figures["misses"] = getattr(cache, "misses", None)
+            for name, value in figures.items():
+                if value is not None:
+                    families[name].add_metric([label], value)
+        yield from families.values()
+
+
 class TouchpointMetrics:
     """The touchpoint counters and latency a writer keeps (the API and `hub ingest nats`)."""
 
@@ -104,6 +134,7 @@ class Metrics(TouchpointMetrics):
             registry=self.registry,
         )
         self._lag: _Lag | None = None
+        self._caches: _Caches | None = None
 
     def denied(self, reason: str) -> None:
         self.denials.labels(reason).inc()
@@ -114,6 +145,13 @@ class Metrics(TouchpointMetrics):
             self.registry.unregister(self._lag)
         self._lag = _Lag(status)
         self.registry.register(self._lag)
+
+    def watch_caches(self, caches: dict[str, Any]) -> None:
+        """Report these caches, by name (those of the app's current lifespan)."""
+        if self._caches is not None:
+            self.registry.unregister(self._caches)
+        self._caches = _Caches(caches)
+        self.registry.register(self._caches)
 
 
 class IngestMetrics(TouchpointMetrics):

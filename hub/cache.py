@@ -111,6 +111,10 @@ class AggregateCache(Generic[A]):
     def weight(self) -> int:
         return self._entries.weight
 
+    @property
+    def max_weight(self) -> int | None:
+        return self._entries.max_weight
+
     def take(self, ids: Iterable[str]) -> dict[str, A]:
         """Remove and return the cached aggregates among `ids` (unknown ids are left out)."""
         now = time.monotonic()

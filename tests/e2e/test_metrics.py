@@ -71,3 +71,20 @@ def test_projection_lag_is_reported_per_projection(client: TestClient) -> None:
     }
     assert names == {"timeline", "profile", "open_items", "claims", "conflicts", "analytics"}
     assert samples[("hub_projection_position", (("name", "timeline"),))] >= position
+
+
+def test_caches_report_what_they_hold_against_their_bounds(client: TestClient) -> None:
+    client.post("/v1/touchpoints", json=raw_touchpoint())
+    position = client.post("/v1/touchpoints", json=raw_touchpoint()).json()["position"]
+    client.get(f"/v1/projections?min_position={position}")
+    samples = scrape(client)
+
+    def cache(name: str, label: str) -> float:
+        return samples[(f"hub_cache_{name}", (("cache", label),))]
+
+    assert cache("entries", "aggregates") == 1  # both touchpoints were one customer's
+    assert cache("weight", "aggregates") >= 2  # two facts, at least
+    assert cache("weight_limit", "aggregates") == 50_000
+    assert cache("hits", "aggregates") >= 1  # the second touchpoint found the first's customer
+    assert cache("entries", "view_profile") == 1
+    assert cache("weight_limit", "view_profile") == 50_000
