@@ -1,5 +1,6 @@
 """Projection benchmark: catch-up rate of every projection over a big log, against a plain
-page-wise read of the same log in the same run, and timeline read latency of a long customer.
+page-wise read of the same log in the same run (as plain rows, the way the projections read it;
+the library's `select_notifications` beside it), and timeline read latency of a long customer.
 
     .venv/bin/python -m bench.projections            # 1,000,000 events on PostgreSQL
     .venv/bin/python -m bench.projections --quick    # 60,000 events
@@ -125,10 +126,20 @@ def longest_stream(settings: Settings) -> str:
 
 
 def plain_read(hub: Hub, page: int) -> tuple[int, float]:
+    """The log read page by page as the projections read it (`select_rows`: plain rows)."""
     started, count, position = time.perf_counter(), 0, 0
-    while rows := hub.recorder.select_notifications(position + 1, page):
+    while rows := hub.store.select_rows(position + 1, page):
         count += len(rows)
-        position = rows[-1].id
+        position = rows[-1][0]
+    return count, time.perf_counter() - started
+
+
+def library_read(hub: Hub, page: int) -> tuple[int, float]:
+    """The same read through the library's `select_notifications` (an object per event)."""
+    started, count, position = time.perf_counter(), 0, 0
+    while notifications := hub.recorder.select_notifications(position + 1, page):
+        count += len(notifications)
+        position = notifications[-1].id
     return count, time.perf_counter() - started
 
 
@@ -221,6 +232,8 @@ def main() -> None:
         read_count, read_s = plain_read(hub, 1000)
         assert read_count == head, (read_count, head)
         read_rate = read_count / read_s
+        library_count, library_s = library_read(hub, 1000)
+        assert library_count == head, (library_count, head)
         views = Projections(hub)
         catch_ups: dict[str, Any] = {}
         for workers in [int(n) for n in args.workers.split(",")]:
@@ -260,6 +273,7 @@ def main() -> None:
             "store": "postgresql",
             "events": head,
             "plain_read_events_per_s": round(read_rate),
+            "library_read_events_per_s": round(library_count / library_s),
             **catch_ups,
             "projections": len(views.views),
             "timeline_customer_events": long_events,

@@ -17,6 +17,8 @@ from uuid import UUID
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.utils import retry
+from psycopg import InterfaceError, OperationalError
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -34,6 +36,7 @@ def creating_tables(recorder: object) -> AbstractContextManager[None]:
 KeyRow = tuple[str, str, int | None]  # (key, owner, version)
 KeyOwner = tuple[str, int | None]  # (owner, version)
 SCHEMA_LOCK = 0x6875625F736368  # advisory lock id held while creating tables
+MAX_POSITION = 2**63 - 1  # past the last notification id (both stores' ids are 64-bit)
 
 
 ScanRow = tuple[int, str, int, str, bytes]  # position, stream id, version, topic, stored state
@@ -59,6 +62,8 @@ class HubRecorder(Protocol):
     def scan_streams(self, after: tuple[str, int] | None, limit: int) -> list[Notification]: ...
 
     def scan_rows(self, page: int) -> Iterator[list[ScanRow]]: ...
+
+    def select_rows(self, start: int, limit: int, stop: int | None = None) -> list[ScanRow]: ...
 
     def scan_source_keys(self, page: int) -> Iterator[list[tuple[str, int, str]]]: ...
 
@@ -288,6 +293,22 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 for row in c.fetchall()
             ]
 
+    def select_rows(self, start: int, limit: int, stop: int | None = None) -> list[ScanRow]:
+        """The log from position `start` (up to `stop`, both included) as plain rows, at most
+        `limit`: what `select_notifications` gives, without an object per event."""
+        with self.datastore.transaction(commit=False) as c:
+            cursor = c.sqlite_cursor
+            cursor.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid >= ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT ?",
+                (start, stop if stop is not None else MAX_POSITION, limit),
+            )
+            return [
+                (row[0], str(UUID(row[1])), row[2], row[3], bytes(row[4]))
+                for row in cursor.fetchall()
+            ]
+
     def scan_rows(self, page: int) -> Iterator[list[ScanRow]]:
         """Every event as a plain row, stream by stream in version order, a page at a time:
         one query read in one snapshot, no objects per event (verification reads millions)."""
@@ -385,6 +406,11 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             "FROM {schema}.{events} e JOIN unnest(%b::uuid[], %b::bigint[]) AS w(id, v) "
             "ON e.originator_id = w.id AND e.originator_version > w.v "
             "ORDER BY e.originator_id, e.originator_version"
+        ).format(schema=schema, events=events)
+        self._select_rows = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state "
+            "FROM {schema}.{events} WHERE notification_id >= %s AND notification_id <= %s "
+            "ORDER BY notification_id LIMIT %s"
         ).format(schema=schema, events=events)
         self._select_stream = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
@@ -609,6 +635,22 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
                 )
                 for row in curs.fetchall()
             ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_rows(self, start: int, limit: int, stop: int | None = None) -> list[ScanRow]:
+        """The log from position `start` (up to `stop`, both included) as plain rows, at most
+        `limit`: what `select_notifications` gives, in binary and without an object per event
+        (the projections read every event this way)."""
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row, binary=True) as cursor,
+        ):
+            cursor.execute(
+                self._select_rows,
+                (start, stop if stop is not None else MAX_POSITION, limit),
+                prepare=True,
+            )
+            return cursor.fetchall()
 
     def scan_rows(self, page: int) -> Iterator[list[ScanRow]]:
         """Every event as a plain row, stream by stream in version order, a page at a time:

@@ -18,6 +18,7 @@ from hub.cache import Bounded
 from hub.codec import CHAIN
 from hub.customer import EVENT_CLASSES
 from hub.shred import PERSONAL, Shredder
+from hub.store import ScanRow
 from projections.store import Table, Tx
 
 TOUCHPOINT_TOPICS = {f"hub.customer:{cls.__name__}": cls.TYPE for cls in EVENT_CLASSES.values()}
@@ -82,16 +83,27 @@ class Event:
 
 
 def decode(notifications: Sequence[Any], shredder: Shredder | None) -> list[Event]:
-    """The page's hub events in log order (other topics, e.g. snapshots, are left out)."""
+    """The hub events of the library's notifications, in log order (see `decode_rows`)."""
+    return decode_rows(
+        [
+            (n.id, str(n.originator_id), n.originator_version, n.topic, n.state)
+            for n in notifications
+        ],
+        shredder,
+    )
+
+
+def decode_rows(rows: Sequence[ScanRow], shredder: Shredder | None) -> list[Event]:
+    """The page's hub events in log order (other topics, e.g. snapshots, are left out), from
+    rows of (position, stream, version, topic, state) as `select_rows` reads them."""
     events: list[Event] = []
     owners: set[str] = set()
-    for notification in notifications:
-        topic = notification.topic
+    for position, stream, version, topic, state in rows:
         touchpoint_type = TOUCHPOINT_TOPICS.get(topic)
         kind = "touchpoint" if touchpoint_type is not None else OTHER_TOPICS.get(topic)
         if kind is None:
             continue
-        doc = orjson.loads(notification.state)
+        doc = orjson.loads(state)
         doc.pop(CHAIN, None)
         sealed = doc.get(PERSONAL)
         if sealed:
@@ -101,9 +113,9 @@ def decode(notifications: Sequence[Any], shredder: Shredder | None) -> list[Even
         occurred_at = doc.get("occurred_at")
         events.append(
             Event(
-                notification.id,
-                str(notification.originator_id),
-                notification.originator_version,
+                position,
+                stream,
+                version,
                 kind,
                 touchpoint_type,
                 recorded_at,

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 from psycopg.rows import tuple_row
 
-from projections.base import View, decode
+from projections.base import View, decode_rows
 from projections.runner import Projections
 from projections.store import Table, Tx
 
@@ -124,14 +124,13 @@ def _replay(
     position = min(done[name] for name in todo)
     stop = max(target[name] for name in todo)
     read = 0
-    recorder = projections.hub.recorder
     while position < stop:
-        page = recorder.select_notifications(position + 1, projections.page_size, stop=stop)
+        page = projections.hub.store.select_rows(position + 1, projections.page_size, stop=stop)
         if not page:
             break
         read += len(page)
-        last = page[-1].id
-        events = decode(page, projections.hub.shredder)
+        last = page[-1][0]
+        events = decode_rows(page, projections.hub.shredder)
         with scratch_tx() as tx:
             for view in projections.views:
                 at, upto = done[view.name], target[view.name]

@@ -25,8 +25,9 @@ from hub.app import Hub
 from hub.collect import few_collections
 from hub.errors import HubError
 from hub.settings import Settings
+from hub.store import ScanRow
 from projections.analytics import Analytics
-from projections.base import Event, View, decode, norm_time
+from projections.base import Event, View, decode, decode_rows, norm_time
 from projections.claims import Claims
 from projections.conflicts import Conflicts
 from projections.erasure import erased_in, scrub
@@ -190,16 +191,16 @@ class Projections:
                 self._apply(start, page, events)
             return len(page)
 
-    def _read(self, start: int, pages: int) -> tuple[Sequence[Any], list[Event]]:
+    def _read(self, start: int, pages: int) -> tuple[list[ScanRow], list[Event]]:
         """The notifications after `start`, and their hub events decoded."""
         with few_collections():
-            page = self.hub.recorder.select_notifications(start + 1, self.page_size * pages)
-            return page, decode(page, self.hub.shredder) if page else []
+            page = self.hub.store.select_rows(start + 1, self.page_size * pages)
+            return page, decode_rows(page, self.hub.shredder) if page else []
 
-    def _apply(self, start: int, page: Sequence[Any], events: list[Event]) -> bool:
+    def _apply(self, start: int, page: Sequence[ScanRow], events: list[Event]) -> bool:
         """Apply a page read after `start` in one transaction with the views' tracking; False
         when a view was behind `start` (just rebuilt), so the page was not all it needed."""
-        last = page[-1].id
+        last = page[-1][0]
         applied: list[View] = []
         complete = True
         try:
@@ -253,14 +254,14 @@ class Projections:
             total = 0
             with ThreadPoolExecutor(1, thread_name_prefix="projections-read") as reader:
                 while page and (until is None or not until.is_set()):
-                    ahead = reader.submit(self._read, page[-1].id, self.catch_up_pages)
+                    ahead = reader.submit(self._read, page[-1][0], self.catch_up_pages)
                     if total // COLLECT_EVERY != (total + len(page)) // COLLECT_EVERY:
                         # A log that never drains (steady writes) must not keep the process's
                         # cyclic garbage (HTTP handlers, tracebacks) from ever being collected.
                         gc.collect()
                     total += len(page)
                     if self._apply(start, page, events):
-                        start = page[-1].id
+                        start = page[-1][0]
                         page, events = ahead.result()
                     else:  # start again from the positions as they are now
                         ahead.result()
