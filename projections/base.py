@@ -34,10 +34,22 @@ OTHER_TOPICS = {
 }
 
 
+def _norm_text(value: str) -> str:
+    # Stored times are Python's isoformat of UTC times: `…T08:00:00.123456+00:00`, or without
+    # the fraction when it is zero. Those are rewritten as text (most events' two times);
+    # any other form (a channel's own offset) is parsed.
+    if value.endswith("+00:00") and value[10:11] == "T":
+        if len(value) == 32 and value[19] == ".":
+            return value[:26] + "Z"
+        if len(value) == 25:
+            return value[:19] + ".000000Z"
+    return _parsed_norm_text(value)
+
+
 # Times repeat within a page (one commit stamps its events alike; a channel's batch shares an
 # occurred_at), rarely beyond it: a small cache, or it fills with every time ever seen.
 @lru_cache(maxsize=4096)
-def _norm_text(value: str) -> str:
+def _parsed_norm_text(value: str) -> str:
     return _fixed_width(datetime.fromisoformat(value))
 
 
