@@ -137,7 +137,7 @@ class Hub(CustomerStreams):
             return None
         batch = DecisionBatch(self, {})
         try:
-            return str(batch.survivor(owner[0]).id)
+            return batch.survivor_id(owner[0])
         finally:
             batch.release()
 
@@ -193,14 +193,15 @@ class Hub(CustomerStreams):
             self, self.store.lookup_keys(map(identity_digest, proposal.identities))
         )
         try:
-            target, _ = self._target(proposal, batch)
+            target_id, _ = self._target(proposal, batch)
+            target = batch.customers[target_id] if target_id is not None else None
             if target is not None and target.erased:
-                raise CustomerErased(str(target.id))
+                raise CustomerErased(str(target_id))
             state = batch.state_of(target) if target else CustomerState()
             conflicts = conflicts_of(state, proposal)
         finally:
             batch.release()
-        return CheckResult(not conflicts, conflicts, str(target.id) if target else None)
+        return CheckResult(not conflicts, conflicts, target_id)
 
     def _decide_and_save(self, proposals: list[Proposal | HubError], mode: str) -> list[Outcome]:
         valid = [p for p in proposals if isinstance(p, Proposal)]
@@ -259,8 +260,9 @@ class Hub(CustomerStreams):
 
     def _target(
         self, proposal: Proposal, batch: DecisionBatch
-    ) -> tuple[Customer | None, dict[str, str]]:
-        """The customer the proposal goes to (None: a new one), and the identities already owned.
+    ) -> tuple[str | None, dict[str, str]]:
+        """The id of the customer the proposal goes to (None: a new one; the customer is then
+        in `batch.customers`), and the identities already owned.
 
         Raises AmbiguousIdentity when the identities point at several customers and the
         proposal names none of them; when it names one, the others are suggested for merging.
@@ -271,37 +273,34 @@ class Hub(CustomerStreams):
             owner = batch.owners.get(identity_digest(identity))
             if owner is not None:
                 owned[identity] = owner
-                survivor = str(batch.survivor(owner).id)
-                candidates.setdefault(survivor, []).append(identity)
+                candidates.setdefault(batch.survivor_id(owner), []).append(identity)
         if proposal.customer_id is not None:
-            target = batch.survivor(proposal.customer_id, "customer.id")
-            others = {c: ids for c, ids in candidates.items() if c != str(target.id)}
+            target = batch.survivor_id(proposal.customer_id, "customer.id")
+            others = {c: ids for c, ids in candidates.items() if c != target}
             if others:
-                everyone = {**others, str(target.id): candidates.get(str(target.id), [])}
-                batch.created.append(
-                    MergeSuggestion(everyone, proposal.touchpoint_id, str(target.id))
-                )
+                everyone = {**others, target: candidates.get(target, [])}
+                batch.created.append(MergeSuggestion(everyone, proposal.touchpoint_id, target))
             return target, owned
         if len(candidates) > 1:
             batch.created.append(MergeSuggestion(candidates, proposal.touchpoint_id, None))
             raise AmbiguousIdentity(candidates)
-        if candidates:
-            return batch.customer(next(iter(candidates))), owned
-        return None, owned
+        return next(iter(candidates), None), owned
 
     def _decide(self, proposal: Proposal, mode: str, batch: DecisionBatch, key: str) -> Pending:
-        target, owned = self._target(proposal, batch)
+        customer_id, owned = self._target(proposal, batch)
+        target = batch.customers[customer_id] if customer_id is not None else None
         if target is not None and target.erased:
-            raise CustomerErased(str(target.id))
+            raise CustomerErased(str(customer_id))
         state = batch.state_of(target) if target else CustomerState()
         conflicts = conflicts_of(state, proposal)
         if conflicts and mode == "live":
-            raise ConflictError(conflicts, str(target.id) if target else None)
+            raise ConflictError(conflicts, customer_id)
         if target is None:
             target = Customer()
-            batch.new[str(target.id)] = new_key()
-            batch.customers[str(target.id)] = target
-        customer_id = str(target.id)
+            customer_id = str(target.id)
+            batch.new[customer_id] = new_key()
+            batch.customers[customer_id] = target
+        assert customer_id is not None
         new_identities = [i for i in proposal.identities if i not in owned]
         detected = [c.as_dict() for c in conflicts]
         touchpoint = target.record(
@@ -309,8 +308,9 @@ class Hub(CustomerStreams):
         )
         batch.keys.append((key, customer_id, touchpoint.originator_version))
         for identity in new_identities:
-            batch.keys.append((identity_digest(identity), customer_id, None))
-            batch.owners[identity_digest(identity)] = customer_id
+            digest = identity_digest(identity)
+            batch.keys.append((digest, customer_id, None))
+            batch.owners[digest] = customer_id
         pending = Pending(touchpoint, customer_id, proposal.touchpoint_id, key, detected)
         batch.sources[key] = pending
         return pending

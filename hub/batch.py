@@ -75,12 +75,17 @@ class DecisionBatch:
 
     def survivor(self, customer_id: str, field: str | None = None) -> Customer:
         """The customer a touchpoint for `customer_id` goes to, following merges."""
+        return self.customers[self.survivor_id(customer_id, field)]
+
+    def survivor_id(self, customer_id: str, field: str | None = None) -> str:
+        """The id of `survivor(customer_id)` (ids as text are what the batch keys by)."""
         customer = self.customer(customer_id, field)
         seen = {customer_id}
         while customer.merged_into is not None and customer.merged_into not in seen:
-            seen.add(customer.merged_into)
-            customer = self.customer(customer.merged_into)
-        return customer
+            customer_id = customer.merged_into
+            seen.add(customer_id)
+            customer = self.customer(customer_id)
+        return customer_id
 
     def state_of(self, customer: Customer) -> CustomerState:
         """The customer's state with every customer merged into it folded in."""
@@ -95,7 +100,7 @@ class DecisionBatch:
     def release(self) -> None:
         """Hand the customers back to the cache: committed, or only read."""
         self.hub.cache.put(
-            c for c in self.customers.values() if not c.pending_events and not c.erased
+            (cid, c) for cid, c in self.customers.items() if not c.pending_events and not c.erased
         )
 
     def aggregates(self) -> list[Any]:

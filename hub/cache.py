@@ -130,14 +130,15 @@ class AggregateCache(Generic[A]):
                     found[aggregate_id] = entry[1]
         return found
 
-    def put(self, aggregates: Iterable[A]) -> None:
-        """Keep these aggregates (committed, no pending events) for the next batch."""
+    def put(self, aggregates: Iterable[tuple[str, A]]) -> None:
+        """Keep these aggregates (committed, no pending events), given with their ids as
+        text, for the next batch."""
         if self.maxsize <= 0:
             return
         now = time.monotonic()
         with self._lock:
-            for aggregate in aggregates:
-                self._entries.put(str(aggregate.id), (now, aggregate))
+            for aggregate_id, aggregate in aggregates:
+                self._entries.put(aggregate_id, (now, aggregate))
             self._expire(now)
 
     def discard(self, ids: Iterable[str]) -> None:

@@ -240,13 +240,25 @@ def check_limits(envelope: Envelope, limits: Limits) -> None:
     """Refuse a touchpoint over the limits, naming the field (InvalidInput)."""
     if len(envelope.claims) > limits.max_claims:
         raise InvalidInput("claims", f"{len(envelope.claims)} claims; at most {limits.max_claims}")
-    if len(orjson.dumps(envelope.data)) > limits.max_data_bytes:
+    encoded = orjson.dumps(envelope.data)
+    if len(encoded) > limits.max_data_bytes:
         raise InvalidInput("data", f"over {limits.max_data_bytes} bytes as JSON")
-    found = _oversized(envelope.data, "data", 1, limits)
+    found = None if _within(encoded, limits) else _oversized(envelope.data, "data", 1, limits)
     for index, claim in enumerate(envelope.claims):
-        found = found or _oversized(claim.value, f"claims.{index}.value", 1, limits)
+        if found is None and not _within(orjson.dumps(claim.value), limits):
+            found = _oversized(claim.value, f"claims.{index}.value", 1, limits)
     if found:
         raise InvalidInput(*found)
+
+
+def _within(encoded: bytes, limits: Limits) -> bool:
+    """True when a value's JSON shows it cannot break the string or depth limits, so it need
+    not be walked: no string is longer than the whole text, and no value nests deeper than
+    the number of brackets it has (counting those inside strings only overcounts)."""
+    return (
+        len(encoded) <= limits.max_string_chars
+        and encoded.count(b"{") + encoded.count(b"[") <= limits.max_data_depth
+    )
 
 
 def implied_claims(kind: TouchpointType, data: dict[str, Any]) -> list[Claim]:

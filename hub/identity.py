@@ -7,7 +7,7 @@ import hashlib
 import re
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from hub.errors import InvalidInput
 
@@ -20,10 +20,44 @@ ACCOUNT_PATTERN = re.compile(r"^[a-z][a-z0-9_.-]{0,31}:\S{1,128}$")
 CACHE_SIZE = 65_536
 
 
+# A plain ASCII address (most are) gets email-validator's answer without running it: the
+# library keeps such an address as it is, the domain lower-cased, so the answer is the address
+# lower-cased. Whatever is not plainly valid (quoted or unusual characters, Unicode, Punycode,
+# `--` in the domain, a one-letter or numeric top-level domain, special-use names, lengths
+# near the limits) goes to the library. tests/unit/test_identity.py holds the two to the same
+# answers.
+_PLAIN_LOCAL = re.compile(r"[a-z0-9_+-]+(?:\.[a-z0-9_+-]+)*")
+_PLAIN_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def _plain_email(address: str) -> str | None:
+    """The normalised form of a plainly valid ASCII address; None: ask the library."""
+    if not address.isascii() or len(address) > 254:
+        return None
+    local, at, domain = address.lower().partition("@")
+    if (
+        not at
+        or len(local) > 64
+        or len(domain) > 253
+        or "--" in domain
+        or not _PLAIN_LOCAL.fullmatch(local)
+        or not _PLAIN_DOMAIN.fullmatch(domain)
+    ):
+        return None
+    for name in SPECIAL_USE_DOMAIN_NAMES:
+        if domain == name or domain.endswith("." + name):
+            return None
+    return f"{local}@{domain}"
+
+
 @functools.lru_cache(maxsize=CACHE_SIZE)
 def _email_or_refusal(raw: str) -> tuple[str | None, str]:
+    address = raw.strip()
+    plain = _plain_email(address)
+    if plain is not None:
+        return plain, ""
     try:
-        valid = validate_email(raw.strip(), check_deliverability=False)
+        valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError as error:
         return None, f"not a valid email address: {error}"
     return valid.normalized.lower(), ""

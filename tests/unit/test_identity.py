@@ -7,9 +7,11 @@ from collections.abc import Callable
 import phonenumbers
 import pytest
 from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.errors import InvalidInput
-from hub.identity import normalise_account, normalise_email, normalise_phone
+from hub.identity import _plain_email, normalise_account, normalise_email, normalise_phone
 from tests.unit.rules_helpers import proposal
 
 
@@ -166,3 +168,55 @@ def test_a_number_is_remembered_per_default_region() -> None:
     with pytest.raises(InvalidInput):
         normalise_phone("030 123456")
     assert normalise_phone("030 123456", "DE") == "+4930123456"
+
+
+# -- the plain-address shortcut gives the library's answer --------------------------------
+
+LOCAL_CHARS = "aZk09._+-!#'~"
+DOMAIN_CHARS = "aZx09-."
+
+
+def _library_answer(address: str) -> str | None:
+    try:
+        return validate_email(address, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _assert_shortcut_agrees(address: str) -> None:
+    plain = _plain_email(address)
+    if plain is not None:
+        assert plain == _library_answer(address), address
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Li.Wei@Example.COM", "a@b.co", "a@1.2.3.com", "x@a.123", "a_b@x-y.de", "-a@b.de",
+        "a.@b.de", ".a@b.de", "a..b@c.de", "a@ab--cd.de", "a@xn--bcher-kva.de", "a@test",
+        "a@foo.test", "a@foo.local", "a@localhost", "a@b.c", "a@-b.de", "a@b-.de", "a@b..de",
+        "a@b.de.", "@b.de", "a@", "a@@b.de", "a@b@c.de", "\u212a@b.de", "k@b.de",
+        "a" * 64 + "@b.de", "a" * 65 + "@b.de", "a@" + "b" * 63 + ".de", "a@" + "b" * 64 + ".de",
+        "a@" + ".".join(["b" * 60] * 4) + ".de", "a+tag@shop.example.org",
+    ],
+)  # fmt: skip
+def test_plain_address_shortcut_agrees_with_email_validator(address: str) -> None:
+    _assert_shortcut_agrees(address)
+
+
+def test_plain_address_shortcut_is_taken_for_ordinary_addresses() -> None:
+    assert _plain_email("Li.Wei@Example.COM") == "li.wei@example.com"
+    assert _plain_email("a@foo.test") is None  # special-use: the library refuses it
+    assert _plain_email("a@xn--bcher-kva.de") is None  # Punycode: the library decodes it
+
+
+@given(
+    local=st.text(LOCAL_CHARS, min_size=0, max_size=70),
+    labels=st.lists(st.text(DOMAIN_CHARS, min_size=0, max_size=12), min_size=1, max_size=4),
+    tld=st.sampled_from(["de", "com", "c", "123", "test", "local", "io", "Co", "x-y"]),
+)
+@settings(max_examples=3000, deadline=None)
+def test_plain_address_shortcut_agrees_on_generated_addresses(
+    local: str, labels: list[str], tld: str
+) -> None:
+    _assert_shortcut_agrees(f"{local}@{'.'.join([*labels, tld])}")

@@ -32,9 +32,9 @@ def test_touchpoint_ids_are_the_uuid5_of_the_source_key() -> None:
 def test_the_cache_drops_the_least_recently_used_beyond_its_size() -> None:
     cache: AggregateCache[Customer] = AggregateCache(maxsize=2)
     first, second, third = Customer(), Customer(), Customer()
-    cache.put([first, second])
-    cache.put(cache.take([str(first.id)]).values())  # used again: now the most recent
-    cache.put([third])
+    cache.put([(str(first.id), first), (str(second.id), second)])
+    cache.put(cache.take([str(first.id)]).items())  # used again: now the most recent
+    cache.put([(str(third.id), third)])
     assert set(cache.take([str(c.id) for c in (first, second, third)])) == {
         str(first.id),
         str(third.id),
@@ -44,7 +44,7 @@ def test_the_cache_drops_the_least_recently_used_beyond_its_size() -> None:
 def test_a_taken_customer_is_not_handed_out_twice() -> None:
     cache: AggregateCache[Customer] = AggregateCache(maxsize=10)
     customer = Customer()
-    cache.put([customer])
+    cache.put([(str(customer.id), customer)])
     assert cache.take([str(customer.id)]) == {str(customer.id): customer}
     assert cache.take([str(customer.id)]) == {}
 
@@ -52,7 +52,7 @@ def test_a_taken_customer_is_not_handed_out_twice() -> None:
 def test_the_cache_forgets_customers_unused_for_its_ttl() -> None:
     cache: AggregateCache[Customer] = AggregateCache(maxsize=10, ttl=0.05)
     customer = Customer()
-    cache.put([customer])
+    cache.put([(str(customer.id), customer)])
     time.sleep(0.06)
     assert cache.take([str(customer.id)]) == {} and len(cache) == 0
 
@@ -69,9 +69,11 @@ def test_the_cache_keeps_its_customers_facts_within_its_weight() -> None:
         maxsize=100, max_weight=25, weigh=lambda c: c.state.weight()
     )
     small, big, other = _with_orders(3), _with_orders(15), _with_orders(6)
-    cache.put([small, big])
+    cache.put([(str(small.id), small), (str(big.id), big)])
     assert cache.weight == 4 + 16
-    cache.put([other])  # 27 > 25: the least recently used (small) goes, big and other stay
+    cache.put(
+        [(str(other.id), other)]
+    )  # 27 > 25: the least recently used (small) goes, big and other stay
     assert cache.weight == 16 + 7 and len(cache) == 2
     taken = cache.take([str(small.id), str(big.id)])
     assert list(taken) == [str(big.id)] and cache.weight == 7
@@ -82,10 +84,8 @@ def test_a_customer_put_back_heavier_is_weighed_again() -> None:
         maxsize=100, max_weight=10, weigh=lambda c: c.state.weight()
     )
     first, second = _with_orders(2), _with_orders(2)
-    cache.put([first, second])
+    cache.put([(str(first.id), first), (str(second.id), second)])
     grown = cache.take([str(first.id)])[str(first.id)]
     grown.state.orders.update({f"N-{n}": {} for n in range(5)})  # it bought while checked out
-    cache.put([grown])  # 3 + 8 = 11 > 10: second (least recent) goes
-    assert cache.weight == 8 and set(cache.take([str(second.id), str(first.id)])) == {
-        str(first.id)
-    }
+    cache.put([(str(grown.id), grown)])  # 3 + 8 = 11 > 10: second (least recent) goes
+    assert cache.weight == 8 and set(cache.take([str(second.id), str(first.id)])) == {str(first.id)}
