@@ -50,6 +50,7 @@ BENCHES = [
     Bench("audit", quick=["--quick", "--events", "20000"]),
     Bench("pages", quick=["--quick"]),
     Bench("explain", quick=None),
+    Bench("auth", quick=["-n", "2000"]),  # it has no --quick of its own
     Bench("soak", quick=None, optional=True),
 ]
 
