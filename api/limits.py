@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.problems import PROBLEM, problem_type
 
@@ -139,9 +139,10 @@ class RequestTimeout:
                 )
 
 
-class SlowClientGuard(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers have not all
-    arrived within `header_timeout` s of connecting or of its previous answer."""
+class SlowClientGuard(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools' parser), closing a connection whose request
+    headers have not all arrived within `header_timeout` s of connecting or of its previous
+    answer."""
 
     header_timeout = 10.0
     _header_timer: asyncio.TimerHandle | None = None
