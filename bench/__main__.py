@@ -51,6 +51,7 @@ BENCHES = [
     Bench("pages", quick=["--quick"]),
     Bench("explain", quick=None),
     Bench("auth", quick=["-n", "2000"]),  # it has no --quick of its own
+    Bench("memory", quick=["--customers", "20000", "--requests", "2000"]),
     Bench("soak", quick=None, optional=True),
 ]
 
