@@ -22,7 +22,6 @@ import asyncio
 import random
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,20 +29,13 @@ import psycopg
 
 from api.app import build_hub
 from bench.http import free_port, start_serve
-from bench.projections import DEFAULT_URL, copy_template, record_template
+from bench.projections import DEFAULT_URL, bench_settings, copy_template, record_template
 from bench.soak import JSON, rss_mb, session
 from hub.settings import Settings
 from projections.runner import Projections
 
 TARGET_MB = 500.0
 TEMPLATE = 1_000
-
-
-def peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def make_store(settings: Settings, customers: int) -> int:
@@ -150,15 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schema", help="reuse (or make and keep) the store in this schema")
     args = parser.parse_args(argv)
 
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    dbname = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{dbname}"')
     schema = args.schema or f"memory_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    settings = Settings(database_url=args.database_url, database_schema=schema, pool_size=4)
+    settings = bench_settings(args.database_url, schema)
     try:
         head = make_store(settings, args.customers)
         in_store = count_customers(settings)
@@ -179,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"catch-up of {head:,} events in {took:.0f} s; RSS {started_mb:.1f} MB at "
                   f"start, {after_catch_up:.1f} MB after")  # fmt: skip
             steps = asyncio.run(load(url, customers, args.requests, proc.pid))
-            peak = peak_mb(proc.pid)
+            peak = rss_mb(proc.pid, "VmHWM")
         finally:
             proc.terminate()
             proc.wait(60)

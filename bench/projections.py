@@ -180,6 +180,18 @@ def split_catch_up(settings: Settings, names: list[str], workers: int) -> float:
     return took
 
 
+def bench_settings(database_url: str, schema: str) -> Settings:
+    """Settings for a bench's store in `schema` of `database_url`, both made if missing."""
+    admin_url = database_url.rsplit("/", 1)[0] + "/postgres"
+    dbname = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return Settings(database_url=database_url, database_schema=schema, pool_size=4)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
@@ -202,15 +214,8 @@ def main() -> None:
     args = parser.parse_args()
     target = args.events or (60_000 if args.quick else 1_000_000)
     long_events = 10_000
-    admin_url = args.database_url.rsplit("/", 1)[0] + "/postgres"
-    dbname = args.database_url.rsplit("/", 1)[1]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{dbname}"')
     schema = args.schema or f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    settings = Settings(database_url=args.database_url, database_schema=schema, pool_size=4)
+    settings = bench_settings(args.database_url, schema)
     hub = build_hub(settings)
     try:
         started = time.perf_counter()

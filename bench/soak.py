@@ -56,9 +56,10 @@ def session(url: str, connections: int, timeout: float = 30) -> aiohttp.ClientSe
     )
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory in MB (`VmHWM`: its peak) from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
