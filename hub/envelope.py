@@ -96,11 +96,12 @@ class Envelope(BaseModel):
     occurred_at: datetime
     customer: CustomerRef
     actor: Actor | None = None
-    data: dict[str, Any] = {}
-    claims: list[ClaimIn] = []  # how many: Limits.max_claims
-    in_reply_to: list[str] = Field(default=[], max_length=100)
+    # Factories, not `= []`: pydantic deep-copies a mutable default at every validation.
+    data: dict[str, Any] = Field(default_factory=dict)
+    claims: list[ClaimIn] = Field(default_factory=list)  # how many: Limits.max_claims
+    in_reply_to: list[str] = Field(default_factory=list, max_length=100)
     supersedes: Supersedes | None = None
-    acknowledged_open_items: list[str] = Field(default=[], max_length=100)
+    acknowledged_open_items: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("occurred_at")
     @classmethod

@@ -50,7 +50,7 @@ class OrderItem(Data):
 class OrderPlaced(Data):
     order_id: Id
     total: Money
-    items: list[OrderItem] = []
+    items: list[OrderItem] = Field(default_factory=list)
     shipping_address: dict[str, Any] | str | None = None
 
 
@@ -126,7 +126,7 @@ class CallOutbound(Data):
 
 class WebFormSubmitted(Data):
     form: Id
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = Field(default_factory=dict)
     wants_reply: bool = True
 
 
