@@ -30,6 +30,7 @@ from nats.js.errors import NotFoundError
 
 from adapters.nats_streams import connect, ensure_stream
 from hub.app import Accepted, Hub, Outcome
+from hub.collect import collect_if_due, few_collections
 from hub.envelope import parse_envelope
 from hub.errors import HubError, InvalidInput, StoreUnavailable
 from hub.settings import Settings
@@ -144,15 +145,22 @@ class NatsIngest:
             await self.start()
         fetching = asyncio.ensure_future(self._fetch())
         try:
-            while True:
-                msgs = await fetching
-                if stop.is_set():
-                    await self._release(msgs)
-                    break
-                # Fetch the next batch while this one is decided and committed.
-                fetching = asyncio.ensure_future(self._fetch())
-                if msgs:
-                    await self.process(msgs)
+            # No cyclic collections between batches either: the messages, tasks and acks of
+            # the loop die by reference counting, and each collection the loop's allocations
+            # set off walked the whole customer cache (15 % of the wall time, measured). A
+            # full collection still runs every `COLLECT_EVERY_S`, busy or idle (a fetch
+            # returns within FETCH_TIMEOUT_S).
+            with few_collections():
+                while True:
+                    collect_if_due()
+                    msgs = await fetching
+                    if stop.is_set():
+                        await self._release(msgs)
+                        break
+                    # Fetch the next batch while this one is decided and committed.
+                    fetching = asyncio.ensure_future(self._fetch())
+                    if msgs:
+                        await self.process(msgs)
         finally:
             if not fetching.done():
                 fetching.cancel()

@@ -6,8 +6,8 @@ walk them again and again (a third of a catch-up's CPU, measured; about 50 µs p
 a batch as the customer cache grows). Collection resumes when the last holder is done: the
 flag is the process's, so threads count who holds it. Under steady load some thread may hold
 it all the time, so while it stays off a full collection runs every `COLLECT_EVERY_S`
-seconds anyway: the process's other cyclic garbage (HTTP handlers, tracebacks) must not live
-for ever.
+seconds anyway (when a holder enters, or when a loop that holds it calls `collect_if_due`):
+the process's other cyclic garbage (HTTP handlers, tracebacks) must not live for ever.
 """
 
 from __future__ import annotations
@@ -24,6 +24,24 @@ _off_since = [0.0]  # when collection was last turned off or run
 COLLECT_EVERY_S = 10.0
 
 
+def _due(now: float) -> bool:
+    """Under `_lock`, with the pause held: whether a full collection is due (and then it is
+    counted as run)."""
+    if _holders[1] and now - _off_since[0] > COLLECT_EVERY_S:
+        _off_since[0] = now
+        return True
+    return False
+
+
+def collect_if_due() -> None:
+    """For a loop that holds the pause for as long as it runs: the full collection the pause
+    owes the process, if it is due (nothing else may enter the pause while the loop idles)."""
+    with _lock:
+        due = _holders[0] > 0 and _due(time.monotonic())
+    if due:
+        gc.collect()
+
+
 @contextmanager
 def few_collections() -> Iterator[None]:
     overdue = False
@@ -33,8 +51,8 @@ def few_collections() -> Iterator[None]:
             _holders[1] = gc.isenabled()
             gc.disable()
             _off_since[0] = now
-        elif _holders[1] and now - _off_since[0] > COLLECT_EVERY_S:
-            overdue, _off_since[0] = True, now
+        else:
+            overdue = _due(now)
         _holders[0] += 1
     if overdue:
         gc.collect()

@@ -51,3 +51,24 @@ def test_a_pause_held_by_another_thread_still_collects_when_overdue(
         release.set()
         thread.join()
     assert gc.isenabled()
+
+
+def test_a_loop_holding_the_pause_collects_when_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    monkeypatch.setattr(collect, "COLLECT_EVERY_S", 3600.0)
+    with few_collections():
+        before = gc.get_stats()[2]["collections"]
+        collect.collect_if_due()  # not due yet: nothing runs
+        assert gc.get_stats()[2]["collections"] == before
+        monkeypatch.setattr(collect, "COLLECT_EVERY_S", 0.0)
+        Cycle()
+        collect.collect_if_due()
+        assert gc.get_stats()[2]["collections"] == before + 1
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    before = gc.get_stats()[2]["collections"]
+    collect.collect_if_due()  # nobody holds the pause: the collector runs as usual, not this
+    assert gc.get_stats()[2]["collections"] == before
