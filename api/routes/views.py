@@ -14,6 +14,7 @@ from api.auth import Requires
 from api.deps import MinPosition, ProjectionsDep, SettingsDep
 from api.problems import json_response
 from hub.errors import InvalidInput
+from hub.settings import Settings
 from projections import reads
 from projections.base import norm_time
 from projections.runner import Projections
@@ -59,6 +60,23 @@ def now_text(projections: Projections, as_of: datetime | None) -> str:
     return norm_time(as_of or projections.hub.clock()) or ""
 
 
+async def customer_read(
+    projections: Projections,
+    settings: Settings,
+    customer_id: str,
+    views: Sequence[str],
+    min_position: int | None,
+    as_of: datetime | None,
+    query: Callable[[Tx], Any],
+) -> Response:
+    """A customer's read: replayed up to `as_of` when given, else from the live views once
+    they reached `min_position`."""
+    moment = aware("as_of", as_of)
+    if moment is not None:
+        return await replayed(projections, customer_id, moment, query)
+    return await projected(projections, views, min_position, settings.read_wait_s, query)
+
+
 @router.get("/{customer_id}", dependencies=READERS)
 async def get_profile(
     customer_id: str,
@@ -72,10 +90,8 @@ async def get_profile(
     def query(tx: Tx) -> dict[str, Any]:
         return reads.read_profile(tx, customer_id)
 
-    if aware("as_of", as_of):
-        return await replayed(projections, customer_id, as_of, query)  # type: ignore[arg-type]
-    return await projected(
-        projections, reads.PROFILE_VIEWS, min_position, settings.read_wait_s, query
+    return await customer_read(
+        projections, settings, customer_id, reads.PROFILE_VIEWS, min_position, as_of, query
     )
 
 
@@ -106,10 +122,8 @@ async def get_timeline(
     def query(tx: Tx) -> dict[str, Any]:
         return reads.read_timeline(tx, customer_id, **filters)
 
-    if aware("as_of", as_of):
-        return await replayed(projections, customer_id, as_of, query)  # type: ignore[arg-type]
-    return await projected(
-        projections, reads.TIMELINE_VIEWS, min_position, settings.read_wait_s, query
+    return await customer_read(
+        projections, settings, customer_id, reads.TIMELINE_VIEWS, min_position, as_of, query
     )
 
 
@@ -128,10 +142,8 @@ async def get_open_items(
     def query(tx: Tx) -> dict[str, Any]:
         return reads.read_open_items(tx, customer_id, now, include_closed)
 
-    if as_of:
-        return await replayed(projections, customer_id, as_of, query)
-    return await projected(
-        projections, reads.OPEN_ITEM_VIEWS, min_position, settings.read_wait_s, query
+    return await customer_read(
+        projections, settings, customer_id, reads.OPEN_ITEM_VIEWS, min_position, as_of, query
     )
 
 
@@ -149,8 +161,6 @@ async def get_claims(
     def query(tx: Tx) -> dict[str, Any]:
         return reads.read_claims(tx, customer_id, now)
 
-    if as_of:
-        return await replayed(projections, customer_id, as_of, query)
-    return await projected(
-        projections, reads.CLAIM_VIEWS, min_position, settings.read_wait_s, query
+    return await customer_read(
+        projections, settings, customer_id, reads.CLAIM_VIEWS, min_position, as_of, query
     )
