@@ -92,6 +92,20 @@ class HubRecorder(Protocol):
     ) -> Sequence[StoredEvent]: ...
 
 
+def _notifications(rows: Iterable[Any]) -> list[Notification]:
+    """SQLite rows of (rowid, originator_id, originator_version, topic, state)."""
+    return [
+        Notification(
+            id=row["rowid"],
+            originator_id=UUID(row["originator_id"]),
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        for row in rows
+    ]
+
+
 class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
     """SQLite recorder with the key index."""
 
@@ -236,16 +250,7 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 "ORDER BY originator_version",
                 (originator_id.hex,),
             )
-            return [
-                Notification(
-                    id=row["rowid"],
-                    originator_id=UUID(row["originator_id"]),
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in c.fetchall()
-            ]
+            return _notifications(c.fetchall())
 
     def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
         """The stored events of many streams after a version each (0: all), in version order."""
@@ -282,16 +287,7 @@ class HubSQLiteRecorder(SQLiteKeyTable, SQLiteApplicationRecorder):
                 "ORDER BY originator_id, originator_version LIMIT ?",
                 params,
             )
-            return [
-                Notification(
-                    id=row["rowid"],
-                    originator_id=UUID(row["originator_id"]),
-                    originator_version=row["originator_version"],
-                    topic=row["topic"],
-                    state=bytes(row["state"]),
-                )
-                for row in c.fetchall()
-            ]
+            return _notifications(c.fetchall())
 
     def select_rows(self, start: int, limit: int, stop: int | None = None) -> list[ScanRow]:
         """The log from position `start` (up to `stop`, both included) as plain rows, at most
