@@ -33,7 +33,6 @@ import random
 import sqlite3
 import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,14 +41,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench.scratch import ScratchDatabase
 from hub.app import Accepted, Hub
 from hub.envelope import Envelope, parse_envelope
 from hub.errors import ConflictError, HubError
 from hub.settings import Settings
 
-PG_HOST = os.environ.get("HUB_BENCH_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
-PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 REPEATS = 3  # the ceiling is the best of this many copies: a short run is easily disturbed
 
@@ -235,16 +232,8 @@ class PostgresStore:
     name = "postgres"
 
     def __init__(self) -> None:
-        # Unique per run: several people may run this bench against one server at once.
-        self.database = f"hub_bench_{uuid.uuid4().hex[:12]}"
-        with self._admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
-        self.url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.database}"
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
-        )
+        self.database = ScratchDatabase()
+        self.url = self.database.url
 
     def hub(self, phase: str) -> Hub:
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -291,12 +280,7 @@ class PostgresStore:
         return len(rows), len(rows) / best, avg
 
     def close(self) -> None:
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.database)
-                )
-            )
+        self.database.close()
 
 
 class SQLiteStore:

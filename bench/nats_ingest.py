@@ -31,18 +31,14 @@ from typing import Any
 
 import nats
 import orjson
-import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
-from psycopg import sql
 
 from adapters.nats_ingest import NatsIngest
 from bench.ingest import customer_touchpoints
+from bench.scratch import ScratchDatabase
 from hub.app import Hub
 from hub.settings import Settings
 
-PG_HOST = os.environ.get("HUB_BENCH_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
-PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
 NATS_URL = os.environ.get("HUB_NATS_URL", "nats://127.0.0.1:4222")
 TARGET = 10_000.0
 
@@ -239,31 +235,10 @@ async def through_processes(
     }
 
 
-class Database:
-    """A fresh PostgreSQL database for one run (several people may bench on one server)."""
-
-    def __init__(self) -> None:
-        self.name = f"hub_bench_nats_{uuid.uuid4().hex[:10]}"
-        with self._admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-        self.url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
-        )
-
-    def close(self) -> None:
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
-
-
 async def run(n: int, batch: int, processes: int) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:6]
     msgs = messages(run_id, n)
-    database = Database()
+    database = ScratchDatabase("hub_bench_nats")
     hub = Hub(Settings(database_url=database.url, pool_size=4).eventsourcing_env())
     nc = await nats.connect(NATS_URL)
     scaled = None

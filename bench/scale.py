@@ -34,12 +34,12 @@ import psycopg
 
 from bench.nats_ingest import (
     NATS_URL,
-    Database,
     drained,
     messages,
     publish,
     start_ingest_workers,
 )
+from bench.scratch import ScratchDatabase
 from hub.app import Hub
 from hub.settings import Settings
 
@@ -74,7 +74,7 @@ def stored_counts(database_url: str) -> tuple[int, int]:
 
 async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) -> dict[str, Any]:
     """`processes` workers on a fresh database and stream; the figures of the phase."""
-    database = Database()
+    database = ScratchDatabase("hub_bench_scale")
     Hub(Settings(database_url=database.url, pool_size=1).eventsourcing_env()).close()
     tag = uuid.uuid4().hex[:10]
     names = {

@@ -1,0 +1,35 @@
+"""A fresh PostgreSQL database for one bench run, created and dropped (several people may
+bench on one server at once, so its name is unique)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+PG_HOST = os.environ.get("HUB_BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
+
+
+class ScratchDatabase:
+    def __init__(self, prefix: str = "hub_bench") -> None:
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        with _admin() as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        self.url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
+
+    def close(self) -> None:
+        with _admin() as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
+            )
+
+
+def _admin() -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True
+    )
