@@ -104,7 +104,7 @@ async def authenticate(request: Request, key: str | None) -> Principal:
     return await run_in_threadpool(identify, keys, key)
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The caller of this request (set by `Requires`)."""
     principal: Principal = getattr(request.state, "principal", OPEN)
     return principal

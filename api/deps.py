@@ -1,4 +1,7 @@
-"""Dependencies of the routes: the application service and the settings, from app state."""
+"""Dependencies of the routes: the application service and the settings, from app state.
+
+Coroutines on purpose, like every dependency that does no I/O: FastAPI runs a plain `def`
+dependency in the thread pool, a hop that cost more than the rest of the dependencies."""
 
 from __future__ import annotations
 
@@ -12,22 +15,22 @@ from hub.settings import Settings
 from projections.runner import Projections
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
 
-def get_committer(request: Request) -> GroupCommit | None:
+async def get_committer(request: Request) -> GroupCommit | None:
     committer: GroupCommit | None = request.app.state.committer
     return committer
 
 
-def get_projections(request: Request) -> Projections:
+async def get_projections(request: Request) -> Projections:
     projections: Projections = request.app.state.projections
     return projections
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -188,7 +188,7 @@ class IngestMetrics(TouchpointMetrics):
         self.consumer.labels("redelivered").set(info.num_redelivered or 0)
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
