@@ -30,6 +30,7 @@ import orjson
 
 from api.problems import problem_document
 from hub.app import Accepted, Hub
+from hub.collect import collect_if_due, few_collections
 from hub.envelope import Envelope, parse_envelope
 from hub.errors import HubError, InvalidInput
 from hub.settings import Settings
@@ -218,13 +219,16 @@ def import_file(
 ) -> Summary:
     """Record every line of the file in batches; each rejected line goes to `rejects`."""
     summary = Summary()
-    with path.open("rb") as stream:
+    # No cyclic collections while lines are read and parsed between batches either (see
+    # `hub ingest nats`): a full one still runs every `COLLECT_EVERY_S`.
+    with path.open("rb") as stream, few_collections():
         items = (
             csv_items(stream, mapping or ColumnMapping(), seen)
             if fmt == "csv"
             else jsonl_items(stream, seen)
         )
         for batch in _batches(items, batch_size):
+            collect_if_due()
             outcomes = hub.record_batch([item for _, item in batch], mode)
             for (number, _), outcome in zip(batch, outcomes, strict=True):
                 summary.add(outcome)
