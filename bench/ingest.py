@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.scratch import ScratchDatabase
+from bench._scratch import ScratchDatabase
 from hub.app import Accepted, Hub
 from hub.envelope import Envelope, parse_envelope
 from hub.errors import ConflictError, HubError

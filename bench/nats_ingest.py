@@ -34,8 +34,8 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
 
 from adapters.nats_ingest import NatsIngest
+from bench._scratch import ScratchDatabase
 from bench.ingest import customer_touchpoints
-from bench.scratch import ScratchDatabase
 from hub.app import Hub
 from hub.settings import Settings
 

@@ -32,6 +32,7 @@ from typing import Any
 import nats
 import psycopg
 
+from bench._scratch import ScratchDatabase
 from bench.nats_ingest import (
     NATS_URL,
     drained,
@@ -39,7 +40,6 @@ from bench.nats_ingest import (
     publish,
     start_ingest_workers,
 )
-from bench.scratch import ScratchDatabase
 from hub.app import Hub
 from hub.settings import Settings
 

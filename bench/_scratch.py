@@ -1,4 +1,5 @@
-"""A fresh PostgreSQL database for one bench run, created and dropped (several people may
+"""(Not a bench: a helper, hence the underscore that `python -m bench` skips.) A fresh
+PostgreSQL database for one bench run, created and dropped (several people may
 bench on one server at once, so its name is unique)."""
 
 from __future__ import annotations
