@@ -8,13 +8,25 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from hub.settings import Settings
+
+T = TypeVar("T")
 
 
 def _log_to_stderr() -> None:
     logging.basicConfig(level=logging.WARNING, format="hub: %(levelname)s %(name)s: %(message)s")
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop, as `hub serve` does: nats-py's per-message futures and tasks cost the
+    event loop less there (consuming alone, 48-54 µs of CPU a message against 62-80)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 async def _until_signalled(main: Any, stop: asyncio.Event) -> Any:
@@ -50,7 +62,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         return stats.as_dict()
 
     try:
-        stats = asyncio.run(main())
+        stats = run_on_uvloop(main())
     finally:
         hub.close()
     print(f"hub: ingest stopped: {json.dumps(stats)}", file=sys.stderr)
@@ -103,7 +115,7 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
         return dict(vars(stats))
 
     try:
-        stats = asyncio.run(main())
+        stats = run_on_uvloop(main())
     finally:
         hub.close()
     print(f"hub: publish stopped: {json.dumps(stats)}", file=sys.stderr)

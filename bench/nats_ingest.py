@@ -33,6 +33,7 @@ import nats
 import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
 
+from adapters.nats_cli import run_on_uvloop
 from adapters.nats_ingest import NatsIngest
 from bench._scratch import ScratchDatabase
 from bench.ingest import customer_touchpoints
@@ -308,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     n = args.n or (5_000 if args.quick else 50_000)
-    result = asyncio.run(run(n, args.batch, args.processes))
+    # On uvloop, as `hub ingest nats` runs, for both phases.
+    result = run_on_uvloop(run(n, args.batch, args.processes))
     print_table(result)
     rounded = json.loads(json.dumps(result), parse_float=lambda x: round(float(x), 3))
     print(json.dumps(rounded), file=sys.stdout)
