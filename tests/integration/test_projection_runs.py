@@ -54,10 +54,18 @@ def workload(n: int) -> list[Envelope]:
     return made
 
 
-def fill(hub: Hub, n: int) -> None:
+def fill(hub: Hub, n: int, chunk: int = 200) -> None:
     envelopes = workload(n)
-    for start in range(0, n, 200):
-        hub.record_batch(envelopes[start : start + 200])
+    for start in range(0, n, chunk):
+        hub.record_batch(envelopes[start : start + chunk])
+
+
+def merged_pair(hub: Hub, name: str) -> tuple[str, str, int]:
+    """Two new customers, `<name>-a@` and `<name>-b@example.com`, the second merged into the
+    first: their ids and the merge's position."""
+    a = hub.record(touchpoint(customer={"email": f"{name}-a@example.com"}))
+    b = hub.record(touchpoint(customer={"email": f"{name}-b@example.com"}))
+    return a.customer_id, b.customer_id, hub.merge(a.customer_id, b.customer_id)
 
 
 def test_projection_process_killed_mid_catch_up_resumes_and_applies_each_event_once(
@@ -92,12 +100,8 @@ def test_rebuilt_projections_equal_the_live_ones_after_a_mixed_workload(hub: Hub
     views = Projections(hub, page_size=50)
     views.start()
     try:
-        envelopes = workload(400)
-        for start in range(0, 400, 40):
-            hub.record_batch(envelopes[start : start + 40])
-        a = hub.record(touchpoint(customer={"email": "merge-a@example.com"}))
-        b = hub.record(touchpoint(customer={"email": "merge-b@example.com"}))
-        hub.merge(a.customer_id, b.customer_id)
+        fill(hub, 400, chunk=40)
+        a, b, _ = merged_pair(hub, "merge")
         hub.record(
             touchpoint(
                 customer={"email": "merge-b@example.com"},
@@ -105,7 +109,7 @@ def test_rebuilt_projections_equal_the_live_ones_after_a_mixed_workload(hub: Hub
                 data={"subject": "after the merge"},
             )
         )
-        position = hub.unmerge(a.customer_id, b.customer_id)
+        position = hub.unmerge(a, b)
         views.wait_for(views.names, position, timeout=30)
     finally:
         views.stop()

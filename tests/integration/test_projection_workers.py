@@ -18,7 +18,7 @@ import pytest
 from hub.app import Hub
 from projections.runner import VIEW_NAMES, Projections
 from tests.factories import touchpoint
-from tests.integration.test_projection_runs import digest, fill, workload
+from tests.integration.test_projection_runs import digest, fill, merged_pair
 from tests.stores import cli_env
 
 
@@ -33,12 +33,8 @@ def run_side_by_side(make_hub: Callable[..., Hub], subsets: Sequence[Sequence[st
     for runner in runners:
         runner.start()
     try:
-        envelopes = workload(600)
-        for start in range(0, 600, 60):
-            writer.record_batch(envelopes[start : start + 60])
-        a = writer.record(touchpoint(customer={"email": "split-a@example.com"}))
-        b = writer.record(touchpoint(customer={"email": "split-b@example.com"}))
-        position = writer.merge(a.customer_id, b.customer_id)
+        fill(writer, 600, chunk=60)
+        _, _, position = merged_pair(writer, "split")
         for runner in runners:
             runner.wait_for(runner.names, position, timeout=60)
     finally:
