@@ -5,11 +5,13 @@ dependency in the thread pool, a hop that cost more than the rest of the depende
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
 from hub.app import Hub
+from hub.errors import InvalidInput
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
 from projections.runner import Projections
@@ -47,3 +49,10 @@ MinPosition = Annotated[
         description="wait (bounded) until the projections have applied this position",
     ),
 ]
+
+
+def aware(name: str, moment: datetime | None) -> datetime | None:
+    """A time parameter as given, refused (422 naming it) without a time zone."""
+    if moment is not None and moment.tzinfo is None:
+        raise InvalidInput(name, "give a time zone (e.g. Z)")
+    return moment

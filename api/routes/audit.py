@@ -9,16 +9,9 @@ from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Requires
-from api.deps import HubDep
-from hub.errors import InvalidInput
+from api.deps import HubDep, aware
 
 router = APIRouter(tags=["audit"])
-
-
-def _aware(as_of: datetime | None) -> datetime | None:
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of", "give a time zone (e.g. Z)")
-    return as_of
 
 
 @router.get("/v1/audit/verify", dependencies=[Requires("auditor")])
@@ -40,7 +33,7 @@ async def statements(
     ] = None,
 ) -> dict[str, Any]:
     """Claims and promises the company had made to the customer by `as_of`, with who and where."""
-    told = await run_in_threadpool(hub.statements, customer_id, _aware(as_of))
+    told = await run_in_threadpool(hub.statements, customer_id, aware("as_of", as_of))
     return {"customer_id": customer_id, "as_of": as_of, "statements": told}
 
 

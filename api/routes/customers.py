@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Requires
-from api.deps import HubDep
+from api.deps import HubDep, aware
 from hub.errors import CustomerNotFound, InvalidInput
 from hub.identity import identity_key, normalise_account, normalise_email, normalise_phone
 
@@ -73,9 +73,7 @@ async def get_history(
     ] = None,
 ) -> dict[str, Any]:
     """Raw events of the customer (and of customers merged into it), for auditors."""
-    if as_of is not None and as_of.tzinfo is None:
-        raise InvalidInput("as_of", "give a time zone (e.g. Z)")
-    events = await run_in_threadpool(hub.history, customer_id, as_of)
+    events = await run_in_threadpool(hub.history, customer_id, aware("as_of", as_of))
     return {"customer_id": customer_id, "events": events}
 
 

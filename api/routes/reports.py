@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Requires
-from api.deps import MinPosition, ProjectionsDep, SettingsDep
+from api.deps import MinPosition, ProjectionsDep, SettingsDep, aware
 from api.problems import json_response
-from api.routes.views import aware, now_text, projected
+from api.routes.views import now_text, projected
 from hub.errors import InvalidInput
 from projections import analytics, conflicts, open_items, reads
 from projections.base import norm_time

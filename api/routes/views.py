@@ -11,9 +11,8 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Requires
-from api.deps import MinPosition, ProjectionsDep, SettingsDep
+from api.deps import MinPosition, ProjectionsDep, SettingsDep, aware
 from api.problems import json_response
-from hub.errors import InvalidInput
 from hub.settings import Settings
 from projections import reads
 from projections.base import norm_time
@@ -26,12 +25,6 @@ POSITION_HEADER = "X-Projection-Position"
 AsOf = Annotated[
     datetime | None, Query(description="as the hub knew it then (replays the customer's streams)")
 ]
-
-
-def aware(name: str, moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        raise InvalidInput(name, "give a time zone (e.g. Z)")
-    return moment
 
 
 async def projected(
