@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from hub.app import Hub
@@ -58,13 +59,25 @@ def test_statements_list_what_was_said_with_channel_and_agent(client: TestClient
     assert early.json()["statements"] == []
 
 
-def test_statements_as_of_without_zone_is_422_naming_it(client: TestClient) -> None:
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/customers/{c}/statements", "as_of"),
+        ("/v1/customers/{c}/history", "as_of"),
+        ("/v1/customers/{c}", "as_of"),
+        ("/v1/customers/{c}/timeline", "as_of"),
+        ("/v1/customers/{c}/timeline", "since"),
+        ("/v1/customers/{c}/open-items", "as_of"),
+        ("/v1/customers/{c}/claims", "as_of"),
+        ("/v1/conflicts", "since"),
+    ],
+)
+def test_a_time_without_zone_is_422_naming_it(client: TestClient, path: str, name: str) -> None:
     customer = client.post("/v1/touchpoints", json=quote("10.00", "q-1")).json()["customer_id"]
-    answer = client.get(
-        f"/v1/customers/{customer}/statements", params={"as_of": "2026-01-01T00:00:00"}
-    )
-    assert answer.status_code == 422
-    assert "as_of" in answer.text
+    answer = client.get(path.format(c=customer), params={name: "2026-01-01T00:00:00"})
+    assert answer.status_code == 422, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert [e["field"] for e in answer.json()["errors"]] == [name]
 
 
 def test_erase_over_http_then_reads_show_erased(client: TestClient) -> None:
