@@ -155,7 +155,7 @@ def measure(store: str, clients: int, duration: int, group_commit: bool) -> dict
             # Every request is a new touchpoint (none a duplicate): each answered one was stored,
             # and some still in flight at the end (up to `clients` a run) were too.
             result["stored"] = stored_touchpoints(url)
-            result["sent"] = warm["requests"] + result["requests"]
+            result["answered"] = warm["requests"] + result["requests"]
             return result
         finally:
             process.terminate()
@@ -186,14 +186,14 @@ def main(argv: list[str] | None = None) -> int:
         "naive_p99_ms": round(naive["p99_ms"], 2),
         "gain": round(grouped["per_s"] / naive["per_s"], 2) if naive["per_s"] else None,
         "errors": grouped["errors"] + naive["errors"],
-        "stored_of_answered": [[run["stored"], run["sent"]] for run in (grouped, naive)],
+        "stored_of_answered": [[run["stored"], run["answered"]] for run in (grouped, naive)],
     }
     print(f"single-touchpoint HTTP, {args.clients} clients, {args.store}, {duration} s each")
     print(f"{'path':<34}{'touchpoints/s':>14}{'p50 ms':>9}{'p99 ms':>9}  stored of answered")
     for name, run in (("group commit", grouped), ("one transaction each (naive)", naive)):
         print(
             f"{name:<34}{run['per_s']:>14.0f}{run['p50_ms']:>9.2f}{run['p99_ms']:>9.2f}"
-            f"{run['stored']:>9.0f} of {run['sent']:.0f}"
+            f"{run['stored']:>9.0f} of {run['answered']:.0f}"
         )
     print(orjson.dumps(figures).decode())
     return 0
