@@ -71,7 +71,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from api.app import create_app
     from api.limits import slow_client_guard
-    from hub.collect import scheduled_full_collections
 
     created, active = _key_counts(settings)
     if not is_loopback(args.host) and active == 0:
@@ -106,8 +105,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # timeout), then the lifespan commits what the group commit holds and closes.
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
-    with scheduled_full_collections():
-        _stopping_server()(config).run()
+    _stopping_server()(config).run()
     return 0
 
 

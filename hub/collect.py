@@ -1,5 +1,4 @@
-"""No cyclic garbage collection while a batch of short-lived objects is in hand, and in a
-server process the full collections on a clock (`scheduled_full_collections`).
+"""No cyclic garbage collection while a batch of short-lived objects is in hand.
 
 A page of decoded events, or a batch of touchpoints being decided, is some tens of objects per
 item that live until the commit and then die by reference counting; collections in between only
@@ -64,51 +63,3 @@ def few_collections() -> Iterator[None]:
             _holders[0] -= 1
             if _holders[0] == 0 and _holders[1]:
                 gc.enable()
-
-
-class _Schedule:
-    holders = 0
-    thresholds: tuple[int, int, int] = (700, 10, 10)  # the collector's, before the schedule
-    stop = threading.Event()
-
-
-@contextmanager
-def scheduled_full_collections(every_s: float = COLLECT_EVERY_S) -> Iterator[None]:
-    """For a server process's life: the oldest generation collected on a clock, not on growth.
-
-    Left to itself the collector walks the whole heap (the customer cache and the views' caches
-    included) whenever it grew by a quarter: in `hub serve` under load that was 15 full
-    collections in 14 s, up to 109 ms each, every request in flight waiting (measured). Here
-    what exists at the start (modules, the app) is frozen out of the collector's walks, the
-    young generations are collected as usual (they catch a request's cycles), and the oldest
-    only every `every_s`, by a thread of its own.
-    """
-    with _lock:
-        _Schedule.holders += 1
-        if _Schedule.holders == 1:
-            gc.collect()
-            gc.freeze()
-            _Schedule.thresholds = gc.get_threshold()
-            young, middle, _ = _Schedule.thresholds
-            gc.set_threshold(young, middle, 2**31 - 1)  # the oldest: never by itself
-            _Schedule.stop = threading.Event()
-            threading.Thread(
-                target=_collect_every,
-                args=(_Schedule.stop, every_s),
-                name="gc-schedule",
-                daemon=True,
-            ).start()
-    try:
-        yield
-    finally:
-        with _lock:
-            _Schedule.holders -= 1
-            if _Schedule.holders == 0:
-                _Schedule.stop.set()
-                gc.set_threshold(*_Schedule.thresholds)
-                gc.unfreeze()
-
-
-def _collect_every(stop: threading.Event, every_s: float) -> None:
-    while not stop.wait(every_s):
-        gc.collect()

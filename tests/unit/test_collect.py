@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import time
 
 import pytest
 
@@ -73,23 +72,3 @@ def test_a_loop_holding_the_pause_collects_when_due(monkeypatch: pytest.MonkeyPa
     before = gc.get_stats()[2]["collections"]
     collect.collect_if_due()  # nobody holds the pause: the collector runs as usual, not this
     assert gc.get_stats()[2]["collections"] == before
-
-
-def test_the_oldest_generation_is_collected_on_a_clock_while_scheduled() -> None:
-    before = gc.get_threshold()
-    with collect.scheduled_full_collections(every_s=0.05):
-        with collect.scheduled_full_collections(every_s=0.05):  # nested: one schedule
-            assert gc.get_threshold()[:2] == before[:2]
-            assert gc.get_threshold()[2] > 10**9  # never by itself
-            assert gc.get_freeze_count() > 0  # what existed at the start is left out
-            runs = gc.get_stats()[2]["collections"]
-            deadline = time.monotonic() + 5
-            while gc.get_stats()[2]["collections"] < runs + 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert gc.get_stats()[2]["collections"] >= runs + 2  # the clock's collections
-        assert gc.get_threshold()[2] > 10**9  # the outer holder still holds it
-    assert gc.get_threshold() == before
-    assert gc.get_freeze_count() == 0
-    runs = gc.get_stats()[2]["collections"]
-    time.sleep(0.2)
-    assert gc.get_stats()[2]["collections"] <= runs + 1  # the clock stopped (one may be automatic)
