@@ -16,18 +16,29 @@ PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
 
 
+def create_database(prefix: str = "hub_bench") -> str:
+    """A new database named `<prefix>_<random>`; its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _admin() as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+
+
+def drop_database(url: str) -> None:
+    """Drop the database of `url` (one `create_database` made), sessions and all."""
+    name = url.rpartition("/")[2]
+    with _admin() as conn:
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+        conn.execute(drop.format(sql.Identifier(name)))
+
+
 class ScratchDatabase:
     def __init__(self, prefix: str = "hub_bench") -> None:
-        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-        with _admin() as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-        self.url = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.name}"
+        self.url = create_database(prefix)
+        self.name = self.url.rpartition("/")[2]
 
     def close(self) -> None:
-        with _admin() as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
-            )
+        drop_database(self.url)
 
 
 def _admin() -> psycopg.Connection[Any]:

@@ -29,6 +29,8 @@ import httpx
 import orjson
 import psycopg
 
+from bench._scratch import create_database, drop_database
+
 LUA = r"""
 -- `tid` is a global each thread gets from setup (a `local tid` would hide it: every thread
 -- then posted the same keys); `run` (the first script argument) makes keys unique per run.
@@ -65,18 +67,12 @@ def free_port() -> int:
 def fresh_store(store: str, folder: Path) -> str:
     if store == "sqlite":
         return f"sqlite:///{folder / 'bench-http.db'}"
-    name = f"hub_bench_http_{os.getpid()}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        c.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+    return create_database("hub_bench_http")
 
 
 def drop_store(url: str) -> None:
     if url.startswith("postgresql://"):
-        name = url.rpartition("/")[2]
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(url)
 
 
 def start_serve(
