@@ -29,11 +29,12 @@ def run_on_uvloop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-async def _until_signalled(main: Any, stop: asyncio.Event) -> Any:
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set `stop`; called before the process says it is ready, so a
+    supervisor that signals it at once gets a clean stop, not a death by the signal."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    return await main
 
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -47,6 +48,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     async def main() -> dict[str, int]:
         stop = asyncio.Event()
+        _stop_on_signals(stop)
         consumer = NatsIngest(hub, settings)
         await consumer.start()
         watching = _serve_metrics(consumer, settings) if settings.ingest_metrics_port else None
@@ -56,7 +58,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-        stats = await _until_signalled(consumer.run(stop), stop)
+        stats = await consumer.run(stop)
         if watching is not None:
             watching.cancel()
         return stats.as_dict()
@@ -103,6 +105,7 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
 
     async def main() -> dict[str, int]:
         stop = asyncio.Event()
+        _stop_on_signals(stop)
         publisher = NatsPublisher(hub, settings)
         await publisher.start()
         print(
@@ -111,7 +114,7 @@ def publish(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-        stats = await _until_signalled(publisher.run(stop), stop)
+        stats = await publisher.run(stop)
         return dict(vars(stats))
 
     try:
