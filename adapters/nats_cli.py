@@ -8,12 +8,14 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from hub.settings import Settings
 
 T = TypeVar("T")
+LAG_POLL_S = 2.0
 
 
 def _log_to_stderr() -> None:
@@ -72,7 +74,14 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve_metrics(consumer: Any, settings: Settings) -> asyncio.Task[None]:
-    """Serve this process's metrics on loopback; poll the consumer's lag every 2 s."""
+    """Serve this process's metrics on loopback; the consumer's lag every 2 s.
+
+    While messages flow the lag is the one the last fetched message carried; JetStream's
+    consumer info is asked only after a quiet poll period. On nats-server 2.9 a consumer-info
+    request slows the consumer's deliveries for seconds after it: polled every 2 s while busy,
+    it cut ingestion by a tenth (9,350 to 8,350 messages/s in one run; once a second, by a
+    third).
+    """
     from prometheus_client import start_http_server
 
     from api.metrics import IngestMetrics
@@ -87,11 +96,14 @@ def _serve_metrics(consumer: Any, settings: Settings) -> asyncio.Task[None]:
 
     async def poll() -> None:
         while True:
-            try:
-                metrics.consumer_info(await consumer.sub.consumer_info())
-            except Exception as error:  # the broker away: keep the last figures, try again
-                logging.getLogger(__name__).warning("consumer info failed: %r", error)
-            await asyncio.sleep(2.0)
+            if consumer.pending is not None and time.monotonic() - consumer.fetched_at < LAG_POLL_S:
+                metrics.pending(consumer.pending)
+            else:
+                try:
+                    metrics.consumer_info(await consumer.sub.consumer_info())
+                except Exception as error:  # the broker away: keep the last figures, try again
+                    logging.getLogger(__name__).warning("consumer info failed: %r", error)
+            await asyncio.sleep(LAG_POLL_S)
 
     return asyncio.ensure_future(poll())
 

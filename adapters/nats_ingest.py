@@ -87,6 +87,11 @@ class NatsIngest:
         self.sub: JetStreamContext.PullSubscription | None = None
         self._reconnected = [False]
         self._checked = 0.0
+        # The consumer's lag as the last fetched message carried it (JetStream puts the count
+        # still pending in each message's reply subject), and when that fetch returned: the
+        # metrics read it there while messages flow, not from a consumer-info request.
+        self.pending: int | None = None
+        self.fetched_at = 0.0
         # Told of each recorded batch (subjects, outcomes, seconds): `hub ingest nats` counts
         # them in its metrics.
         self.on_batch: Callable[[list[str], Sequence[Outcome], float], None] | None = None
@@ -175,7 +180,7 @@ class NatsIngest:
     async def _fetch(self) -> list[Msg]:
         assert self.sub is not None
         try:
-            return await self.sub.fetch(self.settings.nats_batch_size, timeout=FETCH_TIMEOUT_S)
+            msgs = await self.sub.fetch(self.settings.nats_batch_size, timeout=FETCH_TIMEOUT_S)
         except TimeoutError:  # nothing to fetch (nats-py raises it by design)
             await self._safely(self._check)
             return []
@@ -185,6 +190,11 @@ class NatsIngest:
             self._reconnected[0] = True
             await self._safely(self._check)
             return []
+        if msgs:
+            with suppress(Exception):  # a message without JetStream metadata: no figure
+                self.pending = int(msgs[-1].metadata.num_pending)
+            self.fetched_at = time.monotonic()
+        return msgs
 
     async def _safely(self, step: Any) -> None:
         try:

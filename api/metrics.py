@@ -163,7 +163,8 @@ class IngestMetrics(TouchpointMetrics):
         self.consumer = Gauge(
             "hub_nats_consumer",
             "the durable consumer's messages not yet delivered (pending), delivered but not "
-            "acked (ack_pending) and redelivered, from JetStream's consumer info",
+            "acked (ack_pending) and redelivered; pending from the last fetched message while "
+            "messages flow, all three from JetStream's consumer info when quiet",
             ["state"],
             registry=self.registry,
         )
@@ -181,6 +182,9 @@ class IngestMetrics(TouchpointMetrics):
                 self.retried.inc()
             else:
                 self.count_one(outcome, subject[len(self.prefix) + 1 :])
+
+    def pending(self, pending: int) -> None:
+        self.consumer.labels("pending").set(pending)
 
     def consumer_info(self, info: Any) -> None:
         self.consumer.labels("pending").set(info.num_pending or 0)

@@ -35,7 +35,7 @@ import psycopg
 from bench._scratch import ScratchDatabase
 from bench.nats_ingest import (
     NATS_URL,
-    drained,
+    Settled,
     messages,
     publish,
     start_ingest_workers,
@@ -91,13 +91,15 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
     stats: list[dict[str, int]] = []
+    settled = Settled(nc, names)
     try:
+        await settled.start()
         load = os.getloadavg()[0]
         busy0, total0 = cpu_ticks()
         cpu0 = process_cpu_s([w.pid for w in workers])
         started = time.perf_counter()
         published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
-        await drained(js, names)
+        await settled.wait(published)
         took = time.perf_counter() - started
         busy1, total1 = cpu_ticks()
         workers_cpu_s = process_cpu_s([w.pid for w in workers]) - cpu0
