@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, Header
 from nats.js.errors import NotFoundError
 
+from adapters.nats_pull import Puller
 from adapters.nats_streams import connect, ensure_stream
 from hub.app import Accepted, Hub, Outcome
 from hub.collect import collect_if_due, few_collections
@@ -84,7 +85,9 @@ class NatsIngest:
         self.stats = IngestStats()
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
+        # `sub` creates or binds the durable consumer and reads its info; `puller` fetches.
         self.sub: JetStreamContext.PullSubscription | None = None
+        self.puller: Puller | None = None
         self._reconnected = [False]
         self._checked = 0.0
         # The consumer's lag as the last fetched message carried it (JetStream puts the count
@@ -126,6 +129,10 @@ class NatsIngest:
         self.sub = await self.js.pull_subscribe(
             f"{self.prefix}.*", durable=s.nats_durable, stream=s.nats_stream, config=config
         )
+        if self.puller is None:
+            assert self.nc is not None
+            self.puller = Puller(self.nc, s.nats_stream, s.nats_durable)
+            await self.puller.start()
         self._checked = time.monotonic()
 
     async def _check(self) -> None:
@@ -173,15 +180,18 @@ class NatsIngest:
         return self.stats
 
     async def close(self) -> None:
+        if self.puller is not None:
+            # Delivered to the inbox but not yet handed out: back at once, not at ack_wait.
+            await self._release(await self.puller.stop())
         if self.nc is not None and not self.nc.is_closed:
             await self.nc.flush()  # the acks of the last batch
             await self.nc.close()
 
     async def _fetch(self) -> list[Msg]:
-        assert self.sub is not None
+        assert self.puller is not None
         try:
-            msgs = await self.sub.fetch(self.settings.nats_batch_size, timeout=FETCH_TIMEOUT_S)
-        except TimeoutError:  # nothing to fetch (nats-py raises it by design)
+            msgs = await self.puller.fetch(self.settings.nats_batch_size, FETCH_TIMEOUT_S)
+        except TimeoutError:  # nothing came within FETCH_TIMEOUT_S
             await self._safely(self._check)
             return []
         except Exception as error:  # connection trouble, a deleted consumer: check, then retry
@@ -205,7 +215,8 @@ class NatsIngest:
     async def _release(self, msgs: Sequence[Msg]) -> None:
         """Hand fetched but unrecorded messages back at once (shutting down)."""
         for msg in msgs:
-            await msg.nak()
+            with suppress(Exception):  # the connection gone: ack_wait brings them back
+                await msg.nak()
 
     # -- one batch -------------------------------------------------------------------------
 
