@@ -20,11 +20,13 @@ from nats.aio.subscription import Subscription
 
 NO_MESSAGES = {"404", "408", "409"}  # none waiting; request expired; request refused for now
 HEARTBEAT = "100"
-GRACE_S = 0.5  # past a lingering request's expiry, how long to wait for the server's 408
+GRACE_S = 0.5  # how long to wait for the server to end a request it should end by itself:
+# a no-wait one at once (404 or the batch), a lingering one at its expiry (408). A request
+# to a consumer that does not exist is never answered: JetStream drops it.
 
 
 class PullRefused(Exception):
-    """The server answered a pull request with an error status (503: no such consumer)."""
+    """The server answered a pull request with an error status (503: nobody listens)."""
 
     def __init__(self, status: str, description: str):
         super().__init__(f"pull request refused: {status} {description}".strip())
@@ -75,7 +77,7 @@ class Puller:
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to `batch` messages: those waiting now; when none were, the ones that come
         within `timeout`. Raises TimeoutError when none came, PullRefused on an error status."""
-        got = await self._pull({"batch": batch, "no_wait": True}, batch, timeout)
+        got = await self._pull({"batch": batch, "no_wait": True}, batch, min(timeout, GRACE_S))
         if not got:
             request = {"batch": batch, "expires": int(timeout * 1e9)}
             got = await self._pull(request, batch, timeout + GRACE_S)
