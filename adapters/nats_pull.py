@@ -77,19 +77,22 @@ class Puller:
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to `batch` messages: those waiting now; when none were, the ones that come
         within `timeout`. Raises TimeoutError when none came, PullRefused on an error status."""
-        got = await self._pull({"batch": batch, "no_wait": True}, batch, min(timeout, GRACE_S))
+        got = await self._pull(batch, {"no_wait": True}, min(timeout, GRACE_S))
         if not got:
-            request = {"batch": batch, "expires": int(timeout * 1e9)}
-            got = await self._pull(request, batch, timeout + GRACE_S)
+            got = await self._pull(batch, {"expires": int(timeout * 1e9)}, timeout + GRACE_S)
         if not got:
             raise TimeoutError
         return got
 
-    async def _pull(self, request: dict[str, int | bool], batch: int, wait: float) -> list[Msg]:
-        if len(self.buffer) < batch:
+    async def _pull(self, batch: int, request: dict[str, int | bool], wait: float) -> list[Msg]:
+        """Ask for what the buffer lacks of `batch`, wait until it is there or the server
+        ended the request, and hand out up to `batch` of the buffer."""
+        missing = batch - len(self.buffer)
+        if missing > 0:
             self._wanted = batch
             self._ended = asyncio.get_running_loop().create_future()
-            await self.nc.publish(self.subject, orjson.dumps(request), reply=self.inbox)
+            body = orjson.dumps({"batch": missing, **request})
+            await self.nc.publish(self.subject, body, reply=self.inbox)
             try:
                 status = await asyncio.wait_for(self._ended, wait)
             except TimeoutError:

@@ -54,10 +54,14 @@ REPEATS = 3  # the ceiling is the best of this many copies: a short run is easil
 # -- the workload -----------------------------------------------------------------------------
 
 
-def customer_touchpoints(rng: random.Random, run: str, i: int) -> list[dict[str, Any]]:
-    """One customer's touchpoints, in the order the channels send them."""
+def customer_touchpoints(
+    rng: random.Random, run: str, i: int, phones_from: int = 1_000_000
+) -> list[dict[str, Any]]:
+    """One customer's touchpoints, in the order the channels send them. The phone number is
+    `phones_from + i` (Berlin, 7 digits): a second workload into the same store needs its own
+    range, or its touchpoints join the first one's customers by phone."""
     email = f"customer.{i}@{run}.example.com"
-    phone = f"+49 30 {1_000_000 + i:07d}"
+    phone = f"+49 30 {phones_from + i:07d}"
     account = f"shop:{run}-{i}"
     order = f"{run}-A-{i}"
     sku = f"SKU-{i % 97}"

@@ -43,10 +43,15 @@ from hub.settings import Settings
 
 NATS_URL = os.environ.get("HUB_NATS_URL", "nats://127.0.0.1:4222")
 TARGET = 10_000.0
+STOPPED = "hub: ingest stopped:"  # the line `hub ingest nats` ends with, then its stats
+SECOND_PHONES = 5_000_000  # the processes phase's workload: +49 30 5000000 and up
 
 
-def messages(run: str, n: int, window: int = 1000, seed: int = 7) -> list[tuple[str, str, bytes]]:
-    """(channel, source key, JSON) of about `n` envelopes; customers interleave in windows."""
+def messages(
+    run: str, n: int, window: int = 1000, seed: int = 7, phones_from: int = 1_000_000
+) -> list[tuple[str, str, bytes]]:
+    """(channel, source key, JSON) of about `n` envelopes; customers interleave in windows.
+    A second workload into the same store needs phone numbers of its own (`phones_from`)."""
     rng = random.Random(seed)
     out: list[tuple[str, str, bytes]] = []
     i = 0
@@ -54,7 +59,7 @@ def messages(run: str, n: int, window: int = 1000, seed: int = 7) -> list[tuple[
         group: list[list[dict[str, Any]]] = []
         size = 0
         while size < window:
-            group.append(customer_touchpoints(rng, run, i))
+            group.append(customer_touchpoints(rng, run, i, phones_from))
             size += len(group[-1])
             i += 1
         slots = [c for c, items in enumerate(group) for _ in items]
@@ -191,51 +196,76 @@ def start_ingest_workers(names: dict[str, str], processes: int) -> list[subproce
     return workers
 
 
+def stop_ingest_workers(workers: list[subprocess.Popen[str]]) -> list[dict[str, int]]:
+    """SIGTERM each worker and wait; the stats each printed on stopping."""
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    stats = []
+    for worker in workers:
+        _, err = worker.communicate(timeout=60)
+        lines = [line for line in err.splitlines() if STOPPED in line]
+        if lines:
+            stats.append(json.loads(lines[-1].split(STOPPED, 1)[1]))
+    return stats
+
+
 class Settled:
     """Counts the messages `hub ingest nats` workers have decided: each accepted one is a
-    source key in the store, each rejected one a message on the rejected subject. `wait`
-    returns once the counts reach what the stream stored and the consumer holds nothing
-    unacked.
+    source key in the store (beyond those there at `start`), each rejected one a message on
+    the rejected subject. `wait` returns once the counts reach what the stream stored and the
+    consumer holds nothing unacked.
 
     Not by polling the consumer's info: on nats-server 2.9 a consumer-info request slows the
     consumer's deliveries for seconds after it (one a second cut the hub's ingestion from
     8,800 to 6,300 messages/s, measured in one process; one every 10 ms, as this bench did,
-    halved a separate worker's). It is asked once at the end, and when the counts stall
-    (a re-send outside the duplicate window is acked as a duplicate and counted by neither).
+    cost a separate worker a third). It is asked when the counts say done, and when they
+    stall (a re-send outside the duplicate window is acked as a duplicate and counted by
+    neither), at most once per stall period.
     """
 
     def __init__(self, nc: Any, names: dict[str, str]):
         self.nc = nc
         self.names = names
         self.rejected = 0
+        self.keys_before = 0
         self.sub: Any = None
+
+    async def _keys(self, conn: Any) -> int:
+        cursor = await conn.execute("SELECT count(*) FROM hub_keys WHERE version IS NOT NULL")
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     async def start(self) -> None:
         async def seen(_: Any) -> None:
             self.rejected += 1
 
+        async with await psycopg.AsyncConnection.connect(self.names["HUB_DATABASE_URL"]) as conn:
+            self.keys_before = await self._keys(conn)
         self.sub = await self.nc.subscribe(f"{self.names['HUB_NATS_REJECTED_PREFIX']}.>", cb=seen)
 
     async def wait(self, stored: int, every: float = 0.05, stall: float = 1.0) -> None:
         js = self.nc.jetstream()
         stream, durable = self.names["HUB_NATS_STREAM"], self.names["HUB_NATS_DURABLE"]
-        last, changed = -1, time.perf_counter()
+        last, changed, asked = -1, time.perf_counter(), 0.0
         async with await psycopg.AsyncConnection.connect(
             self.names["HUB_DATABASE_URL"], autocommit=True
         ) as conn:
             while True:
-                row = await (
-                    await conn.execute("SELECT count(*) FROM hub_keys WHERE version IS NOT NULL")
-                ).fetchone()
-                decided = (row[0] if row else 0) + self.rejected
+                decided = await self._keys(conn) - self.keys_before + self.rejected
                 now = time.perf_counter()
                 if decided != last:
                     last, changed = decided, now
-                if decided >= stored or now - changed >= stall:
+                # Done by the counts: confirm (the last acks may still be on their way).
+                # Stalled: look, but at most once a stall period.
+                if decided >= stored:
+                    due = now - asked >= 0.1
+                else:
+                    due = now - changed >= stall and now - asked >= stall
+                if due:
+                    asked = now
                     info = await js.consumer_info(stream, durable)
                     if not info.num_pending and not info.num_ack_pending:
                         break
-                    changed = now
                 await asyncio.sleep(every)
         await self.sub.unsubscribe()
 
@@ -265,10 +295,7 @@ async def through_processes(
         await settled.wait(stored)
         took = time.perf_counter() - started
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.communicate(timeout=60)
+        stats = stop_ingest_workers(workers)
         await js.delete_stream(names["HUB_NATS_STREAM"])
     return {
         "processes": processes,
@@ -276,6 +303,7 @@ async def through_processes(
         "seconds": took,
         "per_s": stored / took,
         "publish_per_s": len(msgs) / published_s,
+        **{k: sum(s[k] for s in stats) for k in ("recorded", "duplicates", "rejected")},
     }
 
 
@@ -290,8 +318,9 @@ async def run(n: int, batch: int, processes: int) -> dict[str, Any]:
         baseline = await plain(nc, msgs, batch)
         hubbed = await through_hub(nc, hub, msgs, batch)
         if processes > 1:
-            # The same touchpoints again would all be duplicates: a second workload.
-            again = messages(run_id + "p", n)
+            # The same touchpoints again would all be duplicates: a second workload, of
+            # customers of their own (same mix, other phone numbers).
+            again = messages(run_id + "p", n, phones_from=SECOND_PHONES)
             scaled = await through_processes(nc, database.url, again, batch, processes)
     finally:
         await nc.close()
@@ -331,6 +360,12 @@ def print_table(result: dict[str, Any]) -> None:
         f"hub: {h['recorded']} recorded, {h['duplicates']} duplicates, {h['rejected']} "
         f"rejected, {h['retried']} retried, {h['batches']} batches"
     )
+    if result["processes"]:
+        p = result["processes"]
+        print(
+            f"{p['processes']} processes: {p['recorded']} recorded, {p['duplicates']} "
+            f"duplicates, {p['rejected']} rejected"
+        )
     verdict = "meets" if result["meets_target"] else "misses"
     print(
         f"hub / plain = {result['ratio']:.2f}; {h['per_s']:,.0f} touchpoints/s {verdict} "

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import time
 import uuid
@@ -39,11 +38,10 @@ from bench.nats_ingest import (
     messages,
     publish,
     start_ingest_workers,
+    stop_ingest_workers,
 )
 from hub.app import Hub
 from hub.settings import Settings
-
-STATS = "hub: ingest stopped:"
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -104,13 +102,7 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
         busy1, total1 = cpu_ticks()
         workers_cpu_s = process_cpu_s([w.pid for w in workers]) - cpu0
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            _, err = worker.communicate(timeout=60)
-            lines = [line for line in err.splitlines() if STATS in line]
-            if lines:
-                stats.append(json.loads(lines[-1].split(STATS, 1)[1]))
+        stats = stop_ingest_workers(workers)
         await js.delete_stream(names["HUB_NATS_STREAM"])
         await nc.close()
     try:

@@ -100,12 +100,12 @@ def test_a_missing_consumer_times_out_and_a_refusal_raises(nats_url: str) -> Non
     run(nats_url, body)
 
 
-def test_messages_delivered_after_a_fetch_gave_up_are_handed_out_or_returned(
+def test_messages_delivered_late_are_handed_out_first_or_returned_by_stop(
     nats_url: str,
 ) -> None:
     async def body(js: Any, subject: str, puller: Puller) -> None:
         # A request left outstanding on the server (as after a client-side time-out)
-        # delivers into the buffer; the next fetch hands those out first, stop returns them.
+        # delivers into the buffer; the next fetches hand those out first.
         await puller.nc.publish(
             puller.subject, b'{"batch": 4, "expires": 5000000000}', reply=puller.inbox
         )
@@ -116,7 +116,21 @@ def test_messages_delivered_after_a_fetch_gave_up_are_handed_out_or_returned(
             await asyncio.sleep(0.02)
         got = await puller.fetch(2, timeout=1.0)
         assert [m.data for m in got] == [b"m0", b"m1"]
-        left = await puller.stop()
-        assert [m.data for m in left] == [b"m2", b"m3"]
+        # Two still in the buffer: a fetch of three asks the server for one more only.
+        await published(js, subject, 3, start=4)
+        got = await puller.fetch(3, timeout=1.0)
+        assert [m.data for m in got] == [b"m2", b"m3", b"m4"]
+        stream = puller.subject.split(".")[-2]
+        assert (await js.consumer_info(stream, "d")).num_pending == 2
+        got = await puller.fetch(3, timeout=1.0)
+        assert [m.data for m in got] == [b"m5", b"m6"]
+        # What is delivered but never handed out is returned by stop (to be nak'd).
+        await puller.nc.publish(
+            puller.subject, b'{"batch": 1, "expires": 5000000000}', reply=puller.inbox
+        )
+        await published(js, subject, 1, start=7)
+        while not puller.buffer and time.monotonic() < deadline + 5:
+            await asyncio.sleep(0.02)
+        assert [m.data for m in await puller.stop()] == [b"m7"]
 
     run(nats_url, body)
