@@ -25,6 +25,9 @@ NO_MESSAGES = {"404", "408"}  # none waiting; the request expired
 # consumer that answered every pull with 408 and delivered nothing (seen 1 run in 3 of
 # `test_lost_stream_and_consumer_are_recreated`).
 IGNORED = {"100", "409"}
+LINGER_S = 0.02  # a lingering request that got messages returns this long after the first:
+# a quiet channel's touchpoint is recorded at once, not when the batch fills or the request
+# expires (the rest of the request stays open; what it delivers later waits in the buffer)
 GRACE_S = 0.5  # how long to wait for the server to end a request it should end by itself:
 # a no-wait one at once (404 or the batch), a lingering one at its expiry (408). A request
 # to a consumer that does not exist is never answered (JetStream drops it): a no-wait request
@@ -44,7 +47,8 @@ class Puller:
 
     Every message delivered to the inbox lands in `buffer`, whichever request it answers, so a
     late delivery (a request outlived on the client's side) is handed out by the next fetch,
-    never dropped; `fetch` returns when its request is filled or the server ends it.
+    never dropped; `fetch` returns when its request is filled, the server ends it, or (when
+    it lingers) `LINGER_S` after its first message.
     """
 
     def __init__(self, nc: Client, stream: str, consumer: str):
@@ -55,6 +59,7 @@ class Puller:
         self._sub: Subscription | None = None
         self._wanted = 0
         self._ended: asyncio.Future[Msg | None] | None = None
+        self._linger: float | None = None  # of the pull waiting now
 
     async def start(self) -> None:
         if self._sub is None:
@@ -73,12 +78,20 @@ class Puller:
         status = msg.headers.get("Status") if msg.headers else None
         if status in IGNORED:
             return
-        if status is None:
-            self.buffer.append(msg)
-            if len(self.buffer) < self._wanted:
-                return
-        if self._ended is not None and not self._ended.done():
-            self._ended.set_result(msg if status else None)
+        ended = self._ended
+        if ended is None or ended.done():
+            if status is None:
+                self.buffer.append(msg)
+            return
+        if status is not None:
+            ended.set_result(msg)
+            return
+        self.buffer.append(msg)
+        if len(self.buffer) >= self._wanted:
+            ended.set_result(None)
+        elif self._linger is not None:
+            asyncio.get_running_loop().call_later(self._linger, _end, ended)
+            self._linger = None
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to `batch` messages: those waiting now; when none were, the ones that come
@@ -86,20 +99,26 @@ class Puller:
         request went unanswered (the consumer is gone), PullRefused on an error status."""
         got, answered = await self._pull(batch, {"no_wait": True}, min(timeout, GRACE_S))
         if not got and answered:
-            got, _ = await self._pull(batch, {"expires": int(timeout * 1e9)}, timeout + GRACE_S)
+            request = {"expires": int(timeout * 1e9)}
+            got, _ = await self._pull(batch, request, timeout + GRACE_S, LINGER_S)
         if not got:
             raise TimeoutError
         return got
 
     async def _pull(
-        self, batch: int, request: dict[str, int | bool], wait: float
+        self,
+        batch: int,
+        request: dict[str, int | bool],
+        wait: float,
+        linger: float | None = None,
     ) -> tuple[list[Msg], bool]:
-        """Ask for what the buffer lacks of `batch`, wait until it is there or the server
-        ended the request; up to `batch` of the buffer, and whether the server answered."""
+        """Ask for what the buffer lacks of `batch`, wait until it is there, the server ended
+        the request or `linger` passed since its first message; up to `batch` of the buffer,
+        and whether the server answered."""
         missing = batch - len(self.buffer)
         answered = True
         if missing > 0:
-            self._wanted = batch
+            self._wanted, self._linger = batch, linger
             self._ended = asyncio.get_running_loop().create_future()
             body = orjson.dumps({"batch": missing, **request})
             await self.nc.publish(self.subject, body, reply=self.inbox)
@@ -115,3 +134,8 @@ class Puller:
                     raise PullRefused(code, status.headers.get("Description", ""))
         got, self.buffer = self.buffer[:batch], self.buffer[batch:]
         return got, answered
+
+
+def _end(ended: asyncio.Future[Msg | None]) -> None:
+    if not ended.done():
+        ended.set_result(None)

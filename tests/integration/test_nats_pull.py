@@ -62,11 +62,21 @@ def test_waiting_messages_come_at_once_in_order_and_batches(nats_url: str) -> No
 
 def test_an_empty_consumer_lingers_for_what_comes_then_times_out(nats_url: str) -> None:
     async def body(js: Any, subject: str, puller: Puller) -> None:
-        fetching = asyncio.ensure_future(puller.fetch(3, timeout=2.0))
+        started = time.monotonic()
+        fetching = asyncio.ensure_future(puller.fetch(500, timeout=2.0))
         await asyncio.sleep(0.3)
-        await published(js, subject, 3)
+        await published(js, subject, 1)
         got = await fetching
-        assert [m.data for m in got] == [b"m0", b"m1", b"m2"]
+        # Handed out as it came, not when the 2 s request expired or the batch filled.
+        assert time.monotonic() - started < 1.0
+        assert [m.data for m in got] == [b"m0"]
+        await got[0].ack()
+        # The rest of that request is still open: what it delivers waits in the buffer.
+        await published(js, subject, 2, start=1)
+        got = await puller.fetch(500, timeout=2.0)
+        while len(got) < 2:
+            got += await puller.fetch(500, timeout=2.0)
+        assert [m.data for m in got] == [b"m1", b"m2"]
         for msg in got:
             await msg.ack()
         started = time.monotonic()
