@@ -5,7 +5,8 @@ a task and a timer a message. Fetching and acking 50,000 waiting messages alone 
 of CPU a message that way, against 13-16 µs here (`bench/nats_ingest.py`'s machine, measured
 side by side); in `hub ingest nats` that is a sixth of a message's cost. The protocol is the
 library's: a pull request (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`) answered on an
-inbox, first without waiting, then, when nothing was there, lingering until `expires`.
+inbox, first without waiting, then, when nothing was there, lingering until messages come
+(`LINGER_S` after the first) or the request expires.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class Puller:
 
     async def fetch(self, batch: int, timeout: float) -> list[Msg]:
         """Up to `batch` messages: those waiting now; when none were, the ones that come
-        within `timeout`. Raises TimeoutError when none came, or at once when the no-wait
-        request went unanswered (the consumer is gone), PullRefused on an error status."""
+        within `timeout` (handed out `LINGER_S` after the first). Raises TimeoutError when
+        none came, or at once when the no-wait request went unanswered (the consumer is
+        gone); PullRefused on an error status."""
         got, answered = await self._pull(batch, {"no_wait": True}, min(timeout, GRACE_S))
         if not got and answered:
             request = {"expires": int(timeout * 1e9)}
