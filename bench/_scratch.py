@@ -14,6 +14,8 @@ from psycopg import sql
 PG_HOST = os.environ.get("HUB_BENCH_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("HUB_BENCH_PG_PORT", "5432"))
 PG_USER = os.environ.get("HUB_BENCH_PG_USER", "postgres")
+# Touchpoints in a hub store: source keys pointing at an event.
+STORED_TOUCHPOINTS_SQL = "SELECT count(*) FROM hub_keys WHERE version IS NOT NULL"
 
 
 def create_database(prefix: str = "hub_bench") -> str:

@@ -29,7 +29,7 @@ import httpx
 import orjson
 import psycopg
 
-from bench._scratch import create_database, drop_database
+from bench._scratch import STORED_TOUCHPOINTS_SQL, create_database, drop_database
 
 LUA = r"""
 -- `tid` is a global each thread gets from setup (a `local tid` would hide it: every thread
@@ -120,7 +120,7 @@ def run_wrk(port: int, clients: int, duration: int, script: Path) -> dict[str, f
 
 def stored_touchpoints(url: str) -> int:
     """Touchpoints in the store: source keys pointing at an event."""
-    query = "SELECT count(*) FROM hub_keys WHERE version IS NOT NULL"
+    query = STORED_TOUCHPOINTS_SQL
     if url.startswith("postgresql://"):
         with psycopg.connect(url) as conn:
             row = conn.execute(query).fetchone()

@@ -36,7 +36,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
 
 from adapters.nats_cli import run_on_uvloop
 from adapters.nats_ingest import NatsIngest
-from bench._scratch import ScratchDatabase
+from bench._scratch import STORED_TOUCHPOINTS_SQL, ScratchDatabase
 from bench.ingest import customer_touchpoints
 from hub.app import Hub
 from hub.settings import Settings
@@ -231,7 +231,7 @@ class Settled:
         self.sub: Any = None
 
     async def _keys(self, conn: Any) -> int:
-        cursor = await conn.execute("SELECT count(*) FROM hub_keys WHERE version IS NOT NULL")
+        cursor = await conn.execute(STORED_TOUCHPOINTS_SQL)
         row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
@@ -342,15 +342,11 @@ async def run(n: int, batch: int, processes: int) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"NATS ingestion, {result['n']} messages, fetch batch {result['batch']}, PostgreSQL")
     print(f"{'phase':<18}{'stored':>8}{'seconds':>9}{'msgs/s':>10}{'publish/s':>11}")
-    for name, key in (("plain JetStream", "plain_jetstream"), ("through the hub", "hub")):
-        row = result[key]
-        print(
-            f"{name:<18}{row['stored']:>8}{row['seconds']:>9.2f}"
-            f"{row['per_s']:>10,.0f}{row['publish_per_s']:>11,.0f}"
-        )
-    if result["processes"]:
-        row = result["processes"]
-        name = f"{row['processes']} process{'es' if row['processes'] > 1 else ''}"
+    rows = [("plain JetStream", result["plain_jetstream"]), ("through the hub", result["hub"])]
+    p = result["processes"]
+    if p:
+        rows.append((f"{p['processes']} process{'es' if p['processes'] > 1 else ''}", p))
+    for name, row in rows:
         print(
             f"{name:<18}{row['stored']:>8}{row['seconds']:>9.2f}"
             f"{row['per_s']:>10,.0f}{row['publish_per_s']:>11,.0f}"
@@ -360,12 +356,10 @@ def print_table(result: dict[str, Any]) -> None:
         f"hub: {h['recorded']} recorded, {h['duplicates']} duplicates, {h['rejected']} "
         f"rejected, {h['retried']} retried, {h['batches']} batches"
     )
-    if result["processes"]:
-        p = result["processes"]
+    if p:
         print(
-            f"{p['processes']} process{'es' if p['processes'] > 1 else ''}: {p['recorded']} "
-            f"recorded, {p['duplicates']} "
-            f"duplicates, {p['rejected']} rejected"
+            f"{rows[-1][0]}: {p['recorded']} recorded, {p['duplicates']} duplicates, "
+            f"{p['rejected']} rejected"
         )
     verdict = "meets" if result["meets_target"] else "misses"
     print(

@@ -31,7 +31,7 @@ from typing import Any
 import nats
 import psycopg
 
-from bench._scratch import ScratchDatabase
+from bench._scratch import STORED_TOUCHPOINTS_SQL, ScratchDatabase
 from bench.nats_ingest import (
     NATS_URL,
     Settled,
@@ -66,7 +66,7 @@ def stored_counts(database_url: str) -> tuple[int, int]:
     """(events in the log, source keys recorded: rows pointing at an event) of a database."""
     with psycopg.connect(database_url) as conn:
         events = conn.execute("SELECT count(*) FROM hub_events").fetchone()
-        keys = conn.execute("SELECT count(*) FROM hub_keys WHERE version IS NOT NULL").fetchone()
+        keys = conn.execute(STORED_TOUCHPOINTS_SQL).fetchone()
     return int(events[0] if events else 0), int(keys[0] if keys else 0)
 
 
@@ -88,7 +88,6 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
     workers = start_ingest_workers(names, processes)
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
-    stats: list[dict[str, int]] = []
     settled = Settled(nc, names)
     try:
         await settled.start()
