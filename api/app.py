@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import auth, problems
+from api.fast import SingleTouchpoint
 from api.limits import BodyLimit, RequestTimeout
 from api.metrics import Metrics
 from api.routes import (
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.state.metrics = Metrics()
     problems.install(app)
     auth.install(app)
+    app.add_middleware(SingleTouchpoint)  # innermost: inside the body and time limits
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # Outermost: the time limit covers reading the body too.
     app.add_middleware(

@@ -40,6 +40,12 @@ def problem_response(doc: dict[str, Any], headers: dict[str, str] | None = None)
     return json_response(doc, doc["status"], PROBLEM, headers)
 
 
+def hub_error_response(error: HubError) -> Response:
+    """A domain error's problem document (503s say when to try again)."""
+    headers = {"Retry-After": "1"} if error.status == 503 else None
+    return problem_response(problem_document(error), headers)
+
+
 def field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -52,8 +58,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HubError)
     async def hub_error(_: Request, error: HubError) -> Response:
-        headers = {"Retry-After": "1"} if error.status == 503 else None
-        return problem_response(problem_document(error), headers)
+        return hub_error_response(error)
 
     @app.exception_handler(OperationalError)
     async def store_down(_: Request, error: OperationalError) -> Response:

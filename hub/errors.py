@@ -126,9 +126,7 @@ class CustomerErased(HubError):
     title = "Customer erased"
 
     def __init__(self, customer_id: str):
-        super().__init__(
-            f"customer {customer_id} was erased; a new contact starts a new customer"
-        )
+        super().__init__(f"customer {customer_id} was erased; a new contact starts a new customer")
         self.customer_id = customer_id
 
 

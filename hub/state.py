@@ -109,8 +109,11 @@ class CustomerState:
 
     def weight(self) -> int:
         """How much this state holds, in facts: what bounds a cache of states by memory."""
-        return 1 + len(self.identities) + len(self.claims) + sum(
-            len(getattr(self, name)) for name in _DICT_FIELDS
+        return (
+            1
+            + len(self.identities)
+            + len(self.claims)
+            + sum(len(getattr(self, name)) for name in _DICT_FIELDS)
         )
 
     def overtake(self, subject: str, ref: dict[str, Any]) -> None:

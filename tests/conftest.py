@@ -27,7 +27,11 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def pg_admin() -> psycopg.Connection[Any]:
     return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True,
+        host=PG_HOST,
+        port=PG_PORT,
+        user=PG_USER,
+        dbname="postgres",
+        autocommit=True,
         connect_timeout=3,
     )
 

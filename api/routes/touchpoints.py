@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import PrincipalDep, Requires, require_channel
-from api.deps import CommitterDep, HubDep, SettingsDep
+from api.deps import HubDep, SettingsDep
 from api.metrics import MetricsDep
 from api.problems import json_response, problem_document, problem_response
 from hub.app import Accepted
@@ -54,16 +54,18 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     dependencies=[Requires("channel")],
 )
 async def post_touchpoint(
-    envelope: Envelope,
-    hub: HubDep,
-    committer: CommitterDep,
-    principal: PrincipalDep,
-    metrics: MetricsDep,
-    mode: Mode = "live",
+    request: Request, envelope: Envelope, principal: PrincipalDep, mode: Mode = "live"
 ) -> Response:
     """Append one touchpoint (201), or answer a repeated source key with the first result (200)."""
+    require_channel(principal, [envelope.source.channel])
+    return await record_single(request.app.state, envelope, mode)
+
+
+async def record_single(state: Any, envelope: Envelope, mode: str) -> Response:
+    """Record one touchpoint through the app's group commit (or alone) and count it: the
+    route's answer, shared with the plain-case fast path (`api/fast.py`); raises HubError."""
+    hub, committer, metrics = state.hub, state.committer, state.metrics
     channel = envelope.source.channel
-    require_channel(principal, [channel])
     accepted: Accepted
     started = time.perf_counter()
     try:

@@ -55,9 +55,7 @@ def test_concurrent_touchpoints_share_transactions_and_each_gets_its_own_result(
     assert hub.recorder.max_notification_id() == 80  # registration + touchpoint each
 
 
-def test_contradicting_quotes_in_one_group_accept_exactly_one(
-    hub: Hub, group: GroupCommit
-) -> None:
+def test_contradicting_quotes_in_one_group_accept_exactly_one(hub: Hub, group: GroupCommit) -> None:
     customer = hub.record(touchpoint()).customer_id
 
     def quote(i: int) -> Accepted:

@@ -101,4 +101,3 @@ def test_as_of_returns_exactly_what_the_live_reads_said_then(hub: Hub) -> None:
     assert grace_then["merged_into"] == ada
     reasons = [s.get("correction_reason") for s in hub.statements(ada, seen[1][0])]
     assert reasons == ["misread the contract", None]
-

@@ -1,0 +1,114 @@
+"""`POST /v1/touchpoints` without FastAPI's per-request machinery, for the plain case.
+
+A channel posting single touchpoints is the hub's hottest request. FastAPI solves the route's
+dependencies, builds a `Request`, validates the body and runs the exception handlers for
+each one: about as much interpreter time as deciding the touchpoint (`bench/http.py`). This
+middleware answers the request itself when it is the plain case: a JSON body that is a valid
+envelope, `mode` absent, `live` or `record`, and a key admitted for the envelope's channel.
+Anything else (bad JSON, an invalid envelope, a refused key, another content type or query)
+goes on to the FastAPI route with the body as it came, so every refusal is FastAPI's own:
+the same problem documents, status codes and metrics. The route stays the documented
+contract (OpenAPI) and records through the same `record_single`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import AccessDenied, identify, presented_key, require_channel
+from api.problems import hub_error_response
+from api.routes.touchpoints import record_single
+from hub.envelope import Envelope
+from hub.errors import HubError
+
+PATH = "/v1/touchpoints"
+MODES = {b"": "live", b"mode=live": "live", b"mode=record": "record"}
+
+
+class SingleTouchpoint:
+    """Answers the plain `POST /v1/touchpoints`; hands every other request on unchanged."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or scope["query_string"] not in MODES
+            or not _json(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        body = await _body(receive)
+        if body is None:  # the client went away before its body arrived
+            return
+        envelope = await self._plain(scope, body)
+        if envelope is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        try:
+            response = await record_single(
+                scope["app"].state, envelope, MODES[scope["query_string"]]
+            )
+        except HubError as error:
+            response = hub_error_response(error)
+        await response(scope, receive, send)
+
+    async def _plain(self, scope: Scope, body: bytes) -> Envelope | None:
+        """The envelope, when the body is one and the caller may post it; else None."""
+        try:
+            raw = orjson.loads(body)
+            envelope = Envelope.model_validate(raw) if isinstance(raw, dict) else None
+        except (orjson.JSONDecodeError, ValidationError):
+            return None
+        if envelope is None:
+            return None
+        keys = scope["app"].state.hub.keys
+        key = presented_key(Request(scope))
+        if not keys.remembers(key):
+            return None  # a key not yet cached: the route reads the store off the loop
+        try:
+            principal = identify(keys, key)
+            if not principal.admitted(("channel",)):
+                return None
+            require_channel(principal, [envelope.source.channel])
+        except AccessDenied:
+            return None
+        return envelope
+
+
+def _json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.split(b";")[0].strip().lower() == b"application/json"
+    return False
+
+
+async def _body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read, then whatever the client sends next."""
+    given = False
+
+    async def replay() -> Message:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
