@@ -10,6 +10,7 @@ import signal
 import sys
 from typing import Any
 
+from hub.collect import keep_survivors_frozen
 from hub.settings import Settings
 
 # Modules that add their own subcommands: each has `register(commands)` taking the
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_survivors_frozen()  # every hub process holds caches that full collections walk
     return int(args.run(args, Settings()))
 
 

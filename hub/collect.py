@@ -8,6 +8,13 @@ flag is the process's, so threads count who holds it. Under steady load some thr
 it all the time, so while it stays off a full collection runs every `COLLECT_EVERY_S`
 seconds anyway (when a holder enters, or when a loop that holds it calls `collect_if_due`):
 the process's other cyclic garbage (HTTP handlers, tracebacks) must not live for ever.
+
+A hub process keeps most of what it allocates: the customer cache, the views' caches. Each full
+collection walks all of it (66–122 ms a collection in `hub serve` under `bench/http.py`, twelve
+of them in 17 s, every request waiting), so `keep_survivors_frozen` moves what survives a full
+collection into the permanent generation, which later collections skip; every
+`THAW_EVERY_S` the frozen objects go back, so the next full collection frees whatever died in
+a cycle meanwhile.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ _lock = threading.Lock()
 _holders = [0, False]  # how many threads want collection off; whether it was on before
 _off_since = [0.0]  # when collection was last turned off or run
 COLLECT_EVERY_S = 10.0
+THAW_EVERY_S = 60.0
+_thawed = [0.0]  # when the frozen objects were last handed back to the collector
 
 
 def _due(now: float) -> bool:
@@ -63,3 +72,22 @@ def few_collections() -> Iterator[None]:
             _holders[0] -= 1
             if _holders[0] == 0 and _holders[1]:
                 gc.enable()
+
+
+def keep_survivors_frozen() -> None:
+    """For a long-running process: later full collections walk only what is new."""
+    if _freeze_survivors not in gc.callbacks:
+        _thawed[0] = time.monotonic()
+        gc.freeze()  # what is loaded at start (the imported modules) lives as long as we do
+        gc.callbacks.append(_freeze_survivors)
+
+
+def _freeze_survivors(phase: str, info: dict[str, int]) -> None:
+    if phase != "stop" or info["generation"] != 2:
+        return
+    now = time.monotonic()
+    if now - _thawed[0] >= THAW_EVERY_S:
+        _thawed[0] = now
+        gc.unfreeze()  # the next full collection walks everything once, cycles are freed
+    else:
+        gc.freeze()
