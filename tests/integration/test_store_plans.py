@@ -1,0 +1,70 @@
+"""The write path's reads of the events table use its primary key on PostgreSQL, even on a
+young table whose statistics are stale (no full scan per decision batch)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import pytest
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Composable
+
+from hub.app import Hub
+from tests.factories import touchpoint
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in plan_nodes(child))]
+
+
+def scans_of_events(hub: Hub, statement: Composable, params: tuple[Any, ...]) -> list[str]:
+    """The node types reading the events table when PostgreSQL runs `statement`."""
+    datastore = hub.store.datastore  # type: ignore[attr-defined]
+    with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+        (doc,) = curs.execute(SQL("EXPLAIN (FORMAT JSON) ") + statement, params).fetchone()
+    plan = (json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]
+    table = hub.recorder.events_table_name  # type: ignore[attr-defined]
+    return [n["Node Type"] for n in plan_nodes(plan) if n.get("Relation Name") == table]
+
+
+@pytest.fixture
+def young_store(make_hub: Callable[..., Hub], store_env: dict[str, str]) -> tuple[Hub, list[UUID]]:
+    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        pytest.skip("a PostgreSQL plan")
+    hub = make_hub()
+    customers: list[UUID] = []
+    for start in range(0, 600, 200):
+        outcomes = hub.record_batch(
+            [
+                touchpoint(
+                    source={"channel": "phone", "id": f"call-{i}-{n}"},
+                    customer={"email": f"c{i}@example.com"},
+                )
+                for i in range(start, start + 200)
+                for n in range(4)
+            ]
+        )
+        customers += [UUID(o.customer_id) for o in outcomes[::4]]  # type: ignore[union-attr]
+    return hub, customers
+
+
+def test_refreshing_cached_customers_reads_only_their_newer_events(
+    young_store: tuple[Hub, list[UUID]],
+) -> None:
+    hub, customers = young_store
+    streams = customers[:16]
+    versions = [2] * len(streams)
+    statement = hub.store._select_streams  # type: ignore[attr-defined]
+    assert "Seq Scan" not in scans_of_events(hub, statement, (streams, versions))
+
+
+def test_positions_of_earlier_touchpoints_are_read_by_key(
+    young_store: tuple[Hub, list[UUID]],
+) -> None:
+    hub, customers = young_store
+    streams = customers[:16]
+    statement = hub.store._select_positions  # type: ignore[attr-defined]
+    assert "Seq Scan" not in scans_of_events(hub, statement, (streams, [3] * len(streams)))
