@@ -68,11 +68,6 @@ def _stopping_server() -> type:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
-    from api.app import create_app
-    from api.limits import slow_client_guard
-
     created, active = _key_counts(settings)
     if not is_loopback(args.host) and active == 0:
         print(
@@ -90,10 +85,41 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         if settings.is_postgres
         else f"SQLite ({settings.eventsourcing_env()['SQLITE_DBNAME']})"
     )
-    print(f"hub: serving on http://{args.host}:{args.port} with {store}", file=sys.stderr)
+    workers = args.workers or settings.api_workers
+    if workers > 1 and not settings.is_postgres:
+        print(
+            "hub serve: --workers needs PostgreSQL (HUB_DATABASE_URL=postgresql://…): the "
+            "embedded SQLite store takes one serving process",
+            file=sys.stderr,
+        )
+        return 2
+    many = f", {workers} worker processes" if workers > 1 else ""
+    print(f"hub: serving on http://{args.host}:{args.port} with {store}{many}", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it under the handler it found:
     # this one makes that a clean exit 0 (a supervisor then sees a stop, not a crash).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    if workers == 1:
+        return _run_server(args, settings)
+    from api.serve_workers import bind, serve_forked
+
+    bound = bind(args.host, args.port)
+
+    def worker(index: int) -> int:
+        # The embedded projections run in the first worker only.
+        only_first = {"run_projections": settings.run_projections and index == 0}
+        return _run_server(args, settings.model_copy(update=only_first), [bound])
+
+    return serve_forked(bound, workers, worker)
+
+
+def _run_server(
+    args: argparse.Namespace, settings: Settings, sockets: list[Any] | None = None
+) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.limits import slow_client_guard
+
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -106,7 +132,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         # timeout), then the lifespan commits what the group commit holds and closes.
         timeout_graceful_shutdown=int(settings.request_timeout_s) + 5,
     )
-    _stopping_server()(config).run()
+    _stopping_server()(config).run(sockets=sockets)
     return 0
 
 
@@ -117,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", default="127.0.0.1")
     serve_cmd.add_argument("--port", type=int, default=8000)
     serve_cmd.add_argument("--log-level", default="info")
+    serve_cmd.add_argument(
+        "--workers",
+        type=int,
+        choices=range(1, 65),
+        metavar="N",
+        help="server processes sharing the port (default HUB_API_WORKERS, 1; PostgreSQL only)",
+    )
     serve_cmd.set_defaults(run=serve)
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(commands)

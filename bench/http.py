@@ -1,8 +1,11 @@
 """Single-touchpoint HTTP throughput and latency: 32 concurrent clients posting one touchpoint
 per request to a real `hub serve`, with group commit and the aggregate cache, and without
-either (the naive path: one transaction per touchpoint, every customer read from the store).
+either (the naive path: one transaction per touchpoint, every customer read from the store);
+on PostgreSQL the group commit also with `hub serve --workers 2` (two server processes on one
+port), as `--workers` says.
 
     .venv/bin/python -m bench.http [--quick] [--store postgres|sqlite] [--clients 32]
+        [--workers 1,2]
 
 Needs `wrk` (Debian: apt install wrk) as the load generator: a C client leaves the two
 cores to the server and the store. Each request is a new touchpoint (unique source key)
@@ -130,7 +133,9 @@ def stored_touchpoints(url: str) -> int:
     return int(row[0]) if row else 0
 
 
-def measure(store: str, clients: int, duration: int, group_commit: bool) -> dict[str, float]:
+def measure(
+    store: str, clients: int, duration: int, group_commit: bool, workers: int = 1
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as folder:
         url = fresh_store(store, Path(folder))
         script = Path(folder) / "post.lua"
@@ -144,6 +149,7 @@ def measure(store: str, clients: int, duration: int, group_commit: bool) -> dict
             # The naive path is the one before this work: no group commit and no cache.
             HUB_AGGREGATE_CACHE_SIZE="10000" if group_commit else "0",
             HUB_POOL_SIZE="40",
+            HUB_API_WORKERS=str(workers),
         )
         try:
             warm = run_wrk(port, clients, 2, script)  # warm up: customers, keys, connections
@@ -165,11 +171,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="5-second runs")
+    parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="server processes the group commit is measured with, comma-separated (SQLite: 1)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("bench.http needs wrk: apt install wrk")
     duration = 5 if args.quick else args.duration
-    grouped = measure(args.store, args.clients, duration, group_commit=True)
+    counts = [int(n) for n in args.workers.split(",")] if args.store == "postgres" else [1]
+    runs = {n: measure(args.store, args.clients, duration, True, n) for n in counts}
+    grouped = runs[counts[0]]
     naive = measure(args.store, args.clients, duration, group_commit=False)
     figures: dict[str, Any] = {
         "store": args.store,
@@ -184,9 +197,21 @@ def main(argv: list[str] | None = None) -> int:
         "errors": grouped["errors"] + naive["errors"],
         "stored_of_answered": [[run["stored"], run["answered"]] for run in (grouped, naive)],
     }
+    for n, run in runs.items():
+        if n != counts[0]:
+            figures[f"group_commit_{n}_workers_per_s"] = round(run["per_s"])
+            figures[f"group_commit_{n}_workers_p50_ms"] = round(run["p50_ms"], 2)
+            figures[f"group_commit_{n}_workers_p99_ms"] = round(run["p99_ms"], 2)
+            figures[f"group_commit_{n}_workers_stored_of_answered"] = [
+                run["stored"],
+                run["answered"],
+            ]
     print(f"single-touchpoint HTTP, {args.clients} clients, {args.store}, {duration} s each")
     print(f"{'path':<34}{'touchpoints/s':>14}{'p50 ms':>9}{'p99 ms':>9}  stored of answered")
-    for name, run in (("group commit", grouped), ("one transaction each (naive)", naive)):
+    named = [
+        (f"group commit, {n} processes" if n > 1 else "group commit", r) for n, r in runs.items()
+    ]
+    for name, run in (*named, ("one transaction each (naive)", naive)):
         print(
             f"{name:<34}{run['per_s']:>14.0f}{run['p50_ms']:>9.2f}{run['p99_ms']:>9.2f}"
             f"{run['stored']:>9.0f} of {run['answered']:.0f}"

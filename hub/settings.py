@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         ge=0,
         description="how long a single touchpoint waits for others to share its transaction",
     )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes `hub serve` answers with, sharing its port (PostgreSQL only)",
+    )
     run_projections: bool = Field(
         default=True,
         description="keep the projections up to date inside `hub serve` (false when "
