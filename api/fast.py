@@ -14,6 +14,7 @@ contract (OpenAPI) and records through the same `record_single`.
 from __future__ import annotations
 
 import orjson
+from eventsourcing.persistence import OperationalError
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -22,7 +23,7 @@ from api.auth import AccessDenied, identify, presented_key, require_channel
 from api.problems import hub_error_response
 from api.routes.touchpoints import record_single
 from hub.envelope import Envelope
-from hub.errors import HubError
+from hub.errors import HubError, StoreUnavailable
 
 PATH = "/v1/touchpoints"
 MODES = {b"": "live", b"mode=live": "live", b"mode=record": "record"}
@@ -57,6 +58,8 @@ class SingleTouchpoint:
             )
         except HubError as error:
             response = hub_error_response(error)
+        except OperationalError as error:  # as the app's handler answers it: 503, try again
+            response = hub_error_response(StoreUnavailable(str(error)))
         await response(scope, receive, send)
 
     async def _plain(self, scope: Scope, body: bytes) -> Envelope | None:

@@ -4,7 +4,7 @@ young table whose statistics are stale (no full scan per decision batch)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +13,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composable
 
 from hub.app import Hub
+from hub.settings import Settings
+from tests.conftest import pg_url
 from tests.factories import touchpoint
 
 
@@ -31,10 +33,9 @@ def scans_of_events(hub: Hub, statement: Composable, params: tuple[Any, ...]) ->
 
 
 @pytest.fixture
-def young_store(make_hub: Callable[..., Hub], store_env: dict[str, str]) -> tuple[Hub, list[UUID]]:
-    if store_env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
-        pytest.skip("a PostgreSQL plan")
-    hub = make_hub()
+def young_store(pg_database: str) -> Iterator[tuple[Hub, list[UUID]]]:
+    """A hub on a new PostgreSQL database, 2,400 touchpoints in: no statistics gathered yet."""
+    hub = Hub(Settings(database_url=pg_url(pg_database)).eventsourcing_env())
     customers: list[UUID] = []
     for start in range(0, 600, 200):
         outcomes = hub.record_batch(
@@ -48,7 +49,10 @@ def young_store(make_hub: Callable[..., Hub], store_env: dict[str, str]) -> tupl
             ]
         )
         customers += [UUID(o.customer_id) for o in outcomes[::4]]  # type: ignore[union-attr]
-    return hub, customers
+    try:
+        yield hub, customers
+    finally:
+        hub.close()
 
 
 def test_refreshing_cached_customers_reads_only_their_newer_events(
