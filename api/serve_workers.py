@@ -22,7 +22,8 @@ import time
 import traceback
 from collections.abc import Callable
 
-RESTART_AFTER_S = 1.0
+RESTART_AFTER_S = 1.0  # the first pause before a dead worker is started again; doubles to 30 s
+HEALTHY_AFTER_S = 60.0  # a worker that ran this long before it died starts the pauses afresh
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a child gets when its parent dies
 
 
@@ -31,6 +32,7 @@ def serve_forked(bound: socket.socket, workers: int, run_worker: Callable[[int],
     socket; supervise them until SIGTERM or SIGINT, then wait for them all and return 0."""
     stopping = False
     children: dict[int, int] = {}  # pid -> worker index
+    started: dict[int, float] = {}  # worker index -> when it was last started
 
     def start(index: int) -> None:
         pid = os.fork()
@@ -48,6 +50,7 @@ def serve_forked(bound: socket.socket, workers: int, run_worker: Callable[[int],
                 sys.stderr.flush()
                 os._exit(code)
         children[pid] = index
+        started[index] = time.monotonic()
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -71,6 +74,8 @@ def serve_forked(bound: socket.socket, workers: int, run_worker: Callable[[int],
                 continue
             index = children.pop(pid)
             code = os.waitstatus_to_exitcode(status)
+            if time.monotonic() - started[index] >= HEALTHY_AFTER_S:
+                pauses[index] = RESTART_AFTER_S
             print(
                 f"hub: API worker {index} (pid {pid}) exited with {code}; "
                 f"restarting in {pauses[index]:.0f} s",
