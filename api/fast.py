@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import orjson
 from eventsourcing.persistence import OperationalError
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AccessDenied, identify, presented_key, require_channel
 from api.problems import hub_error_response
 from api.routes.touchpoints import record_single
-from hub.envelope import Envelope
-from hub.errors import HubError, StoreUnavailable
+from hub.envelope import Envelope, parse_envelope
+from hub.errors import HubError, InvalidInput, StoreUnavailable
 
 PATH = "/v1/touchpoints"
 MODES = {b"": "live", b"mode=live": "live", b"mode=record": "record"}
@@ -65,11 +64,8 @@ class SingleTouchpoint:
     async def _plain(self, scope: Scope, body: bytes) -> Envelope | None:
         """The envelope, when the body is one and the caller may post it; else None."""
         try:
-            raw = orjson.loads(body)
-            envelope = Envelope.model_validate(raw) if isinstance(raw, dict) else None
-        except (orjson.JSONDecodeError, ValidationError):
-            return None
-        if envelope is None:
+            envelope = parse_envelope(orjson.loads(body))
+        except (orjson.JSONDecodeError, InvalidInput):
             return None
         keys = scope["app"].state.hub.keys
         key = presented_key(Request(scope))

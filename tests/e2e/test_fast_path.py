@@ -126,26 +126,26 @@ def test_other_requests_reach_the_route(client: TestClient, request_: dict[str, 
     assert (status, inner.bodies) == (299, [body])
 
 
-def test_record_mode_through_the_fast_path_keeps_the_conflict(client: TestClient) -> None:
+def cheaper_quote_after_a_first(client: TestClient) -> bytes:
+    """Records a quote through the fast path; the body of a second one at another price."""
     quote = {"type": "quote.given", "source": {"channel": "sales", "id": "q1"}}
     data = {"sku": "X", "price": {"amount": "10.00", "currency": "EUR"}}
     exchange(client, orjson.dumps(raw_touchpoint(**quote, data=data)))
     other = {**quote, "source": {"channel": "sales", "id": "q2"}}
     cheaper = {**data, "price": {"amount": "8.00", "currency": "EUR"}}
+    return orjson.dumps(raw_touchpoint(**other, data=cheaper))
+
+
+def test_record_mode_through_the_fast_path_keeps_the_conflict(client: TestClient) -> None:
     status, answer, inner = exchange(
-        client, orjson.dumps(raw_touchpoint(**other, data=cheaper)), query=b"mode=record"
+        client, cheaper_quote_after_a_first(client), query=b"mode=record"
     )
     assert (status, inner.bodies) == (201, [])
     assert [c["rule"] for c in orjson.loads(answer)["detected_conflicts"]] == ["claim-vs-claim"]
 
 
 def test_conflict_through_the_fast_path_is_409_and_counted(client: TestClient) -> None:
-    quote = {"type": "quote.given", "source": {"channel": "sales", "id": "q1"}}
-    data = {"sku": "X", "price": {"amount": "10.00", "currency": "EUR"}}
-    exchange(client, orjson.dumps(raw_touchpoint(**quote, data=data)))
-    other = {**quote, "source": {"channel": "sales", "id": "q2"}}
-    cheaper = {**data, "price": {"amount": "8.00", "currency": "EUR"}}
-    status, answer, _ = exchange(client, orjson.dumps(raw_touchpoint(**other, data=cheaper)))
+    status, answer, _ = exchange(client, cheaper_quote_after_a_first(client))
     assert status == 409
     assert orjson.loads(answer)["type"] == "/problems/conflict"
     counted = 'hub_touchpoints_total{channel="sales",outcome="rejected",reason="claim-vs-claim"}'

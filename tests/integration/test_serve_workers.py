@@ -100,12 +100,11 @@ def test_sigterm_stops_every_worker_and_exits_0(two_workers: tuple[HubProcess, s
 
 
 def test_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_DATABASE_URL"] = f"sqlite:///{tmp_path / 'hub.db'}"
+    sqlite_env = Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}").eventsourcing_env()
     done = subprocess.run(
         [sys.executable, "-m", "api.cli", "serve", "--port", "1", "--workers", "2"],
         cwd=ROOT,
-        env=env,
+        env=serve_env(sqlite_env),
         capture_output=True,
         text=True,
         timeout=60,
