@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any, Literal
 
@@ -71,8 +70,7 @@ async def record_single(state: Any, envelope: Envelope, mode: str) -> Response:
     try:
         if committer is not None:
             # Shares a transaction with touchpoints arriving at the same moment (group commit).
-            # Shielded: a request timing out must not cancel the writer's future under it.
-            accepted = await asyncio.shield(asyncio.wrap_future(committer.submit(envelope, mode)))
+            accepted = await committer.submit_async(envelope, mode)
         else:
             accepted = await run_in_threadpool(hub.record, envelope, mode)
     except HubError as error:
