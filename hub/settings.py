@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         "(false: one transaction per request, the naive path)",
     )
     group_commit_wait_ms: float = Field(
-        default=2.0,
+        default=0.5,
         ge=0,
         description="how long a single touchpoint waits for others to share its transaction",
     )
