@@ -34,6 +34,18 @@ def serve_env(store_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**env, **cli_env(store_env), "HUB_RUN_PROJECTIONS": "false", **extra}
 
 
+def refused_serve(store_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`hub serve ARGS` run to its end, for the cases it must refuse before binding."""
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve", *args],
+        cwd=ROOT,
+        env=serve_env(store_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def start_serve(
     store_env: dict[str, str], tmp_path: Path, *args: str, **extra: str
 ) -> tuple[HubProcess, str]:
@@ -58,14 +70,7 @@ def test_serve_refuses_a_public_host_without_keys(sqlite_env: dict[str, str], ke
             hub.keys.revoke(hub.keys.create("admin")[0].id)
         finally:
             hub.close()
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
-        cwd=ROOT,
-        env=serve_env(sqlite_env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = refused_serve(sqlite_env, "--host", "0.0.0.0", "--port", "1")
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0: no API key" in done.stderr
 

@@ -4,8 +4,6 @@ SIGTERM stops them all cleanly."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +14,8 @@ from hub.app import Hub
 from hub.settings import Settings
 from tests.conftest import pg_url
 from tests.factories import raw_touchpoint
-from tests.integration.nats_helpers import ROOT, HubProcess, recorded_sources, wait_until
-from tests.integration.test_serve_process import free_port, serve_env
+from tests.integration.nats_helpers import HubProcess, recorded_sources, wait_until
+from tests.integration.test_serve_process import free_port, refused_serve, serve_env
 
 
 def children(pid: int) -> set[int]:
@@ -101,13 +99,6 @@ def test_sigterm_stops_every_worker_and_exits_0(two_workers: tuple[HubProcess, s
 
 def test_workers_are_refused_on_sqlite(tmp_path: Path) -> None:
     sqlite_env = Settings(database_url=f"sqlite:///{tmp_path / 'hub.db'}").eventsourcing_env()
-    done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve", "--port", "1", "--workers", "2"],
-        cwd=ROOT,
-        env=serve_env(sqlite_env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = refused_serve(sqlite_env, "--port", "1", "--workers", "2")
     assert done.returncode == 2
     assert "--workers needs PostgreSQL" in done.stderr
