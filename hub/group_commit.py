@@ -115,22 +115,21 @@ class GroupCommit:
             outcomes = [error] * len(group)
         else:
             self.batches += 1
-        on_loops: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+        by_loop: dict[asyncio.AbstractEventLoop | None, list[tuple[Any, Any]]] = {}
         for waiting, outcome in zip(group, outcomes, strict=True):
-            if waiting.loop is not None:
-                on_loops.setdefault(waiting.loop, []).append((waiting.future, outcome))
-            elif isinstance(outcome, BaseException):
-                waiting.future.set_exception(outcome)
-            else:
-                waiting.future.set_result(outcome)
-        for loop, settled in on_loops.items():
+            by_loop.setdefault(waiting.loop, []).append((waiting.future, outcome))
+        for loop, settled in by_loop.items():
+            if loop is None:
+                _settle(settled)  # thread-safe futures (`submit`): settled from this thread
+                continue
             # A loop that has closed has nobody waiting on it any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, settled)
 
 
-def _settle(settled: list[tuple[asyncio.Future[Accepted], Accepted | BaseException]]) -> None:
-    """On the callers' loop: hand each its outcome (a caller that gave up is skipped)."""
+def _settle(settled: list[tuple[Any, Accepted | BaseException]]) -> None:
+    """Hand each caller its outcome (one that gave up is skipped): on the callers' loop for
+    its futures, in the writer for `submit`'s."""
     for future, outcome in settled:
         if future.done():
             continue
