@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from api import auth, problems
 from api.fast import SingleTouchpoint
@@ -27,6 +28,14 @@ from hub.app import Hub
 from hub.group_commit import GroupCommit
 from hub.settings import Settings
 from projections.runner import build_projections
+
+
+class HubAPI(FastAPI):
+    """FastAPI with the plain `POST /v1/touchpoints` answered before its middleware stack
+    (`api/fast.py`), which every other request goes through as usual."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SingleTouchpoint(super().build_middleware_stack())
 
 
 def build_hub(settings: Settings) -> Hub:
@@ -72,7 +81,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
             if owned:
                 app.state.hub.close()
 
-    app = FastAPI(
+    app = HubAPI(
         title="Customer interaction hub",
         version="0.1.0",
         description="One ordered, immutable history per customer, checked before it is told.",
@@ -83,7 +92,6 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> Fast
     app.state.metrics = Metrics()
     problems.install(app)
     auth.install(app)
-    app.add_middleware(SingleTouchpoint)  # innermost: inside the body and time limits
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # Outermost: the time limit covers reading the body too.
     app.add_middleware(

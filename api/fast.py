@@ -9,16 +9,29 @@ Anything else (bad JSON, an invalid envelope, a refused key, another content typ
 goes on to the FastAPI route with the body as it came, so every refusal is FastAPI's own:
 the same problem documents, status codes and metrics. The route stays the documented
 contract (OpenAPI) and records through the same `record_single`.
+
+It sits outside the whole middleware stack (`HubAPI.build_middleware_stack`): each layer it
+skips wraps every request and every message sent back (a fifth of the event loop's time per
+touchpoint, `bench/http.py`). So it keeps the bounds of those layers itself: only a body that
+declares its length, within `HUB_MAX_BODY_BYTES` (anything else, chunked uploads included,
+goes on to `BodyLimit`), read and recorded within `HUB_REQUEST_TIMEOUT_S` (the same 503
+problem as `RequestTimeout`), and an unexpected error answered 500 as
+`ServerErrorMiddleware` would, logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import orjson
 from eventsourcing.persistence import OperationalError
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AccessDenied, identify, presented_key, require_channel
+from api.limits import refuse_timeout
 from api.problems import hub_error_response
 from api.routes.touchpoints import record_single
 from hub.envelope import Envelope, parse_envelope
@@ -26,6 +39,7 @@ from hub.errors import HubError, InvalidInput, StoreUnavailable
 
 PATH = "/v1/touchpoints"
 MODES = {b"": "live", b"mode=live": "live", b"mode=record": "record"}
+log = logging.getLogger("hub.api")
 
 
 class SingleTouchpoint:
@@ -40,10 +54,36 @@ class SingleTouchpoint:
             or scope["path"] != PATH
             or scope["method"] != "POST"
             or scope["query_string"] not in MODES
-            or not _json(scope)
         ):
             await self.app(scope, receive, send)
             return
+        state = scope["app"].state
+        settings = state.settings
+        if not _plain_headers(scope, settings.max_body_bytes):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(settings.request_timeout_s) as deadline:
+                await self._answer(scope, receive, tracking_send)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            state.metrics.timeouts.inc()
+            if not started:
+                await refuse_timeout(send, settings.request_timeout_s)
+        except Exception:
+            log.exception("POST %s failed", PATH)
+            if not started:
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _body(receive)
         if body is None:  # the client went away before its body arrived
             return
@@ -81,11 +121,17 @@ class SingleTouchpoint:
         return envelope
 
 
-def _json(scope: Scope) -> bool:
+def _plain_headers(scope: Scope, max_bytes: int) -> bool:
+    """A JSON body that declares a length within the limit."""
+    json = length = False
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.split(b";")[0].strip().lower() == b"application/json"
-    return False
+            json = value.split(b";")[0].strip().lower() == b"application/json"
+        elif name == b"content-length":
+            length = value.isdigit() and int(value) <= max_bytes
+        elif name == b"transfer-encoding":
+            return False
+    return json and length
 
 
 async def _body(receive: Receive) -> bytes | None:

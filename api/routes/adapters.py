@@ -89,7 +89,7 @@ def _record(hub: Hub, envelopes: list[Envelope], mode: str, metrics: Metrics) ->
     try:
         outcomes = hub.record_batch(proposals, mode)
     finally:
-        metrics.append_seconds.labels("adapter").observe(time.perf_counter() - started)
+        metrics.appended("adapter", time.perf_counter() - started)
     metrics.count(outcomes, [e.source.channel for e in envelopes])
     return batch_answer(outcomes)
 

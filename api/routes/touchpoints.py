@@ -77,7 +77,7 @@ async def record_single(state: Any, envelope: Envelope, mode: str) -> Response:
         metrics.count_one(error, channel)
         raise
     finally:
-        metrics.append_seconds.labels("single").observe(time.perf_counter() - started)
+        metrics.appended("single", time.perf_counter() - started)
     metrics.count_one(accepted, channel)
     return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
 
@@ -131,7 +131,7 @@ async def post_batch(
     try:
         outcomes = await run_in_threadpool(hub.record_batch, items, mode)
     finally:
-        metrics.append_seconds.labels("batch").observe(time.perf_counter() - started)
+        metrics.appended("batch", time.perf_counter() - started)
     metrics.count(outcomes, channels)
     results: list[dict[str, Any]] = []
     for index, outcome in enumerate(outcomes):

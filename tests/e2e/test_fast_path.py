@@ -49,8 +49,11 @@ def exchange(
     query: bytes = b"",
     content_type: bytes = b"application/json",
     chunks: int = 1,
+    length: bytes | None = None,
+    receive: Any = None,
 ) -> tuple[int, bytes, Inner]:
-    """One request through SingleTouchpoint in front of `Inner`, on the client's app state."""
+    """One request through SingleTouchpoint in front of `Inner`, on the client's app state,
+    declaring `length` as its content-length (default: the body's; b"": no such header)."""
     inner = Inner()
     middleware = SingleTouchpoint(inner)
     size = max(1, -(-len(body) // chunks))
@@ -68,14 +71,17 @@ def exchange(
         "headers": [(b"content-type", content_type)],
         "app": client.app,
     }
+    length = str(len(body)).encode() if length is None else length
+    if length:
+        scope["headers"].append((b"content-length", length))
 
-    async def receive() -> dict[str, Any]:
+    async def given() -> dict[str, Any]:
         return incoming.pop(0) if incoming else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(middleware(scope, receive, send))
+    asyncio.run(middleware(scope, receive or given, send))
     status = next(m["status"] for m in sent if m["type"] == "http.response.start")
     answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return status, answer, inner
@@ -117,8 +123,18 @@ def test_refused_body_reaches_the_route_exactly_as_it_came(client: TestClient, b
         {"query": b"mode=bogus"},
         {"query": b"mode=live&min_position=3"},
         {"content_type": b"application/x-ndjson"},
+        {"length": b""},
+        {"length": str(1024 * 1024 + 1).encode()},
     ],
-    ids=["get", "other-path", "unknown-mode", "other-query", "other-content-type"],
+    ids=[
+        "get",
+        "other-path",
+        "unknown-mode",
+        "other-query",
+        "other-content-type",
+        "no-declared-length",
+        "declared-over-the-limit",
+    ],
 )
 def test_other_requests_reach_the_route(client: TestClient, request_: dict[str, Any]) -> None:
     body = orjson.dumps(raw_touchpoint())
@@ -150,3 +166,44 @@ def test_conflict_through_the_fast_path_is_409_and_counted(client: TestClient) -
     assert orjson.loads(answer)["type"] == "/problems/conflict"
     counted = 'hub_touchpoints_total{channel="sales",outcome="rejected",reason="claim-vs-claim"}'
     assert f"{counted} 1.0" in client.get("/metrics").text
+
+
+def test_a_body_not_done_in_time_is_503_and_counted(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    monkeypatch.setattr(
+        client.app.state,  # type: ignore[attr-defined]
+        "settings",
+        settings.model_copy(update={"request_timeout_s": 0.2}),
+    )
+
+    async def never() -> dict[str, Any]:
+        await asyncio.sleep(10)
+        raise AssertionError("the time limit did not cut the body off")
+
+    status, answer, inner = exchange(client, orjson.dumps(raw_touchpoint()), receive=never)
+    assert (status, inner.bodies) == (503, [])
+    assert orjson.loads(answer)["type"] == "/problems/request-timeout"
+    assert "hub_request_timeouts_total 1.0" in client.get("/metrics").text
+
+
+def test_an_unexpected_error_is_500_and_logged(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("the committer fell over")
+
+    monkeypatch.setattr("api.fast.record_single", broken)
+    status, answer, _ = exchange(client, orjson.dumps(raw_touchpoint()))
+    assert (status, answer) == (500, b"Internal Server Error")
+    assert "the committer fell over" in caplog.text
+
+
+def test_the_app_answers_the_plain_case_before_its_middleware(client: TestClient) -> None:
+    """Through the whole app: the fast path is outermost, and its answer is the route's."""
+    stack = client.app.middleware_stack  # type: ignore[attr-defined]
+    assert isinstance(stack, SingleTouchpoint)
+    response = client.post("/v1/touchpoints", json=raw_touchpoint())
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/json"
