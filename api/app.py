@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
-from api import auth, problems
+from api import auth, fast, problems
 from api.fast import SingleTouchpoint
 from api.limits import BodyLimit, RequestTimeout
 from api.metrics import Metrics
@@ -31,11 +33,19 @@ from projections.runner import build_projections
 
 
 class HubAPI(FastAPI):
-    """FastAPI with the plain `POST /v1/touchpoints` answered before its middleware stack
-    (`api/fast.py`), which every other request goes through as usual."""
+    """FastAPI with the plain `POST /v1/touchpoints` answered before FastAPI and its middleware
+    stack see it (`api/fast.py`); every other request goes through them as usual."""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return SingleTouchpoint(super().build_middleware_stack())
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.fast_path = SingleTouchpoint(partial(FastAPI.__call__, self))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == fast.PATH:
+            scope["app"] = self
+            await self.fast_path(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def build_hub(settings: Settings) -> Hub:

@@ -15,7 +15,7 @@ each denial is counted in the metrics by its reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -76,10 +76,19 @@ class AccessDenied(HubError):
 
 def presented_key(request: Request) -> str | None:
     """The key the request carries: bearer token, X-API-Key header or `hub_key` cookie."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return key_of(
+        request.headers.get("authorization", ""),
+        request.headers.get("x-api-key"),
+        lambda: request.cookies.get(COOKIE),
+    )
+
+
+def key_of(authorization: str, api_key: str | None, cookie: Callable[[], str | None]) -> str | None:
+    """`presented_key` from the headers' values (the cookie read only when needed)."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or request.cookies.get(COOKIE) or None
+    return api_key or cookie() or None
 
 
 def identify(keys: Keys, key: str | None) -> Principal:

@@ -10,9 +10,11 @@ goes on to the FastAPI route with the body as it came, so every refusal is FastA
 the same problem documents, status codes and metrics. The route stays the documented
 contract (OpenAPI) and records through the same `record_single`.
 
-It sits outside the whole middleware stack (`HubAPI.build_middleware_stack`): each layer it
-skips wraps every request and every message sent back (a fifth of the event loop's time per
-touchpoint, `bench/http.py`). So it keeps the bounds of those layers itself: only a body that
+It runs before FastAPI and its whole middleware stack (`api.app.HubAPI`): each layer it skips
+wraps every request and every message sent back (a fifth of the event loop's time per
+touchpoint, `bench/http.py`; FastAPI's telemetry hooks, off unless configured, another 3 %),
+and it sends its answer without building a `Response`. So it keeps the bounds of those
+layers itself: only a body that
 declares its length, within `HUB_MAX_BODY_BYTES` (anything else, chunked uploads included,
 goes on to `BodyLimit`), read and recorded within `HUB_REQUEST_TIMEOUT_S` (the same 503
 problem as `RequestTimeout`), and an unexpected error answered 500 as
@@ -26,20 +28,21 @@ import logging
 
 import orjson
 from eventsourcing.persistence import OperationalError
-from starlette.requests import Request
+from starlette.requests import cookie_parser
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import AccessDenied, identify, presented_key, require_channel
+from api.auth import COOKIE, AccessDenied, identify, key_of, require_channel
 from api.limits import refuse_timeout
 from api.problems import hub_error_response
-from api.routes.touchpoints import record_single
+from api.routes.touchpoints import record_single_answer
 from hub.envelope import Envelope, parse_envelope
 from hub.errors import HubError, InvalidInput, StoreUnavailable
 
 PATH = "/v1/touchpoints"
 MODES = {b"": "live", b"mode=live": "live", b"mode=record": "record"}
 log = logging.getLogger("hub.api")
+JSON = (b"content-type", b"application/json")
 
 
 class SingleTouchpoint:
@@ -59,7 +62,8 @@ class SingleTouchpoint:
             return
         state = scope["app"].state
         settings = state.settings
-        if not _plain_headers(scope, settings.max_body_bytes):
+        plain, key = _plain_key(scope, settings.max_body_bytes)
+        if not plain:
             await self.app(scope, receive, send)
             return
         started = False
@@ -71,7 +75,7 @@ class SingleTouchpoint:
 
         try:
             async with asyncio.timeout(settings.request_timeout_s) as deadline:
-                await self._answer(scope, receive, tracking_send)
+                await self._answer(scope, receive, tracking_send, key)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -83,32 +87,36 @@ class SingleTouchpoint:
             if not started:
                 await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
         body = await _body(receive)
         if body is None:  # the client went away before its body arrived
             return
-        envelope = await self._plain(scope, body)
+        envelope = self._plain(scope, body, key)
         if envelope is None:
             await self.app(scope, _replay(body, receive), send)
             return
         try:
-            response = await record_single(
+            payload, status = await record_single_answer(
                 scope["app"].state, envelope, MODES[scope["query_string"]]
             )
         except HubError as error:
-            response = hub_error_response(error)
+            await hub_error_response(error)(scope, receive, send)
+            return
         except OperationalError as error:  # as the app's handler answers it: 503, try again
-            response = hub_error_response(StoreUnavailable(str(error)))
-        await response(scope, receive, send)
+            await hub_error_response(StoreUnavailable(str(error)))(scope, receive, send)
+            return
+        # The route's response (`json_response`) without building a Response for it.
+        headers = [(b"content-length", str(len(payload)).encode()), JSON]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
-    async def _plain(self, scope: Scope, body: bytes) -> Envelope | None:
+    def _plain(self, scope: Scope, body: bytes, key: str | None) -> Envelope | None:
         """The envelope, when the body is one and the caller may post it; else None."""
         try:
             envelope = parse_envelope(orjson.loads(body))
         except (orjson.JSONDecodeError, InvalidInput):
             return None
         keys = scope["app"].state.hub.keys
-        key = presented_key(Request(scope))
         if not keys.remembers(key):
             return None  # a key not yet cached: the route reads the store off the loop
         try:
@@ -121,17 +129,29 @@ class SingleTouchpoint:
         return envelope
 
 
-def _plain_headers(scope: Scope, max_bytes: int) -> bool:
-    """A JSON body that declares a length within the limit."""
+def _plain_key(scope: Scope, max_bytes: int) -> tuple[bool, str | None]:
+    """Whether the request has a JSON body that declares a length within the limit, and the
+    API key it presents (None: none). One pass over the headers."""
     json = length = False
+    authorization, api_key, cookie = "", None, None
     for name, value in scope["headers"]:
         if name == b"content-type":
             json = value.split(b";")[0].strip().lower() == b"application/json"
         elif name == b"content-length":
             length = value.isdigit() and int(value) <= max_bytes
         elif name == b"transfer-encoding":
-            return False
-    return json and length
+            return False, None
+        elif name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1")
+        elif name == b"cookie":
+            cookie = value.decode("latin-1")
+    if not (json and length):
+        return False, None
+    return True, key_of(
+        authorization, api_key, lambda: cookie_parser(cookie).get(COOKIE) if cookie else None
+    )
 
 
 async def _body(receive: Receive) -> bytes | None:

@@ -62,7 +62,14 @@ async def post_touchpoint(
 
 async def record_single(state: Any, envelope: Envelope, mode: str) -> Response:
     """Record one touchpoint through the app's group commit (or alone) and count it: the
-    route's answer, shared with the plain-case fast path (`api/fast.py`); raises HubError."""
+    route's answer; raises HubError."""
+    payload, status = await record_single_answer(state, envelope, mode)
+    return Response(payload, status_code=status, media_type="application/json")
+
+
+async def record_single_answer(state: Any, envelope: Envelope, mode: str) -> tuple[bytes, int]:
+    """`record_single`'s JSON body and status, which the plain-case fast path (`api/fast.py`)
+    sends itself."""
     hub, committer, metrics = state.hub, state.committer, state.metrics
     channel = envelope.source.channel
     accepted: Accepted
@@ -79,7 +86,7 @@ async def record_single(state: Any, envelope: Envelope, mode: str) -> Response:
     finally:
         metrics.appended("single", time.perf_counter() - started)
     metrics.count_one(accepted, channel)
-    return json_response(accepted.as_dict(), 200 if accepted.duplicate else 201)
+    return orjson.dumps(accepted.as_dict()), 200 if accepted.duplicate else 201
 
 
 BATCH_BODY = {

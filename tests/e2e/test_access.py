@@ -272,6 +272,29 @@ def test_key_is_accepted_as_bearer_header_or_cookie(access: Access, how: str) ->
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("how", ["bearer", "x-api-key", "cookie"])
+def test_plain_touchpoints_honour_each_form_of_key(access: Access, how: str) -> None:
+    """The plain POST /v1/touchpoints reads the key from the raw headers (`api/fast.py`) once
+    the key is cached: each form still admits its channel's key and refuses another's."""
+
+    def post(role: str, channel: str) -> int:
+        key = access.keys[role]
+        raw = raw_touchpoint(source={"channel": channel, "id": uuid.uuid4().hex})
+        if how == "cookie":
+            access.client.cookies.set("hub_key", key)
+            try:
+                return access.client.post("/v1/touchpoints", json=raw).status_code
+            finally:
+                access.client.cookies.clear()
+        headers = bearer(key) if how == "bearer" else {"X-API-Key": key}
+        return access.client.post("/v1/touchpoints", json=raw, headers=headers).status_code
+
+    # The first request of a key reads the store (the route); the others find it cached.
+    assert [post("channel:phone", "phone") for _ in range(3)] == [201, 201, 201]
+    assert [post("channel:web", "phone") for _ in range(2)] == [403, 403]
+    assert [post("dashboard", "phone") for _ in range(2)] == [403, 403]
+
+
 def test_unknown_key_is_401(access: Access) -> None:
     response = access.client.get("/v1/projections", headers=bearer("hub_" + "x" * 43))
     assert response.status_code == 401

@@ -194,16 +194,30 @@ def test_an_unexpected_error_is_500_and_logged(
     async def broken(*args: Any) -> Any:
         raise RuntimeError("the committer fell over")
 
-    monkeypatch.setattr("api.fast.record_single", broken)
+    monkeypatch.setattr("api.fast.record_single_answer", broken)
     status, answer, _ = exchange(client, orjson.dumps(raw_touchpoint()))
     assert (status, answer) == (500, b"Internal Server Error")
     assert "the committer fell over" in caplog.text
 
 
-def test_the_app_answers_the_plain_case_before_its_middleware(client: TestClient) -> None:
-    """Through the whole app: the fast path is outermost, and its answer is the route's."""
-    stack = client.app.middleware_stack  # type: ignore[attr-defined]
-    assert isinstance(stack, SingleTouchpoint)
+def test_the_app_answers_the_plain_case_before_its_middleware(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the whole app: the plain case never enters FastAPI's middleware stack, and its
+    answer is the route's; a refused body does, and is refused there."""
+    app: Any = client.app
+    entered: list[str] = []
+    stack = app.middleware_stack
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+        await stack(scope, receive, send)
+
+    monkeypatch.setattr(app, "middleware_stack", counting)
     response = client.post("/v1/touchpoints", json=raw_touchpoint())
-    assert response.status_code == 201
+    assert (response.status_code, entered) == (201, [])
     assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    refused = client.post("/v1/touchpoints", json=raw_touchpoint(occurred_at="not a time"))
+    assert (refused.status_code, entered) == (422, ["/v1/touchpoints"])
+    assert refused.headers["content-type"] == "application/problem+json"
