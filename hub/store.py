@@ -25,6 +25,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from hub.key_store import SQLITE_TABLES, PostgresKeyTable, SQLiteKeyTable, postgres_tables
+from hub.pg_arrays import ByteaArray, Int8Array, TextArray, UUIDArray
 from hub.shred import new_key
 
 
@@ -499,15 +500,15 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             curs.execute(
                 self._record,
                 (
-                    [e.originator_id for e in stored_events],
-                    [e.originator_version for e in stored_events],
-                    [e.topic for e in stored_events],
-                    [e.state for e in stored_events],
-                    [k[0] for k in keys],
-                    [k[1] for k in keys],
-                    [k[2] for k in keys],
-                    list(new_keys),
-                    list(new_keys.values()),
+                    UUIDArray(e.originator_id for e in stored_events),
+                    Int8Array(e.originator_version for e in stored_events),
+                    TextArray(e.topic for e in stored_events),
+                    ByteaArray(e.state for e in stored_events),
+                    TextArray(k[0] for k in keys),
+                    TextArray(k[1] for k in keys),
+                    Int8Array(k[2] for k in keys),
+                    TextArray(new_keys),
+                    ByteaArray(new_keys.values()),
                 ),
                 prepare=True,
             )
@@ -618,7 +619,7 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         if not wanted:
             return {}
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._select_keys, (wanted,))
+            curs.execute(self._select_keys, (TextArray(wanted),))
             return {row["key"]: (row["owner"], row["version"]) for row in curs.fetchall()}
 
     def lookup_owners(self, keys: Iterable[str]) -> tuple[dict[str, KeyOwner], dict[str, int]]:
@@ -629,7 +630,7 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         found: dict[str, KeyOwner] = {}
         heads: dict[str, int] = {}
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self._select_owners, (wanted,))
+            curs.execute(self._select_owners, (TextArray(wanted),))
             for key, owner, version, head in curs.fetchall():
                 found[key] = (owner, version)
                 if head is not None:
