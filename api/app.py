@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from api import auth, fast, problems
+from api import auth, problems
+from api.fast import PATH as PLAIN_PATH
 from api.fast import SingleTouchpoint
 from api.limits import BodyLimit, RequestTimeout
 from api.metrics import Metrics
@@ -41,7 +42,7 @@ class HubAPI(FastAPI):
         self.fast_path = SingleTouchpoint(partial(FastAPI.__call__, self))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == fast.PATH:
+        if scope["type"] == "http" and scope["path"] == PLAIN_PATH:
             scope["app"] = self
             await self.fast_path(scope, receive, send)
         else:

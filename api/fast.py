@@ -8,17 +8,16 @@ envelope, `mode` absent, `live` or `record`, and a key admitted for the envelope
 Anything else (bad JSON, an invalid envelope, a refused key, another content type or query)
 goes on to the FastAPI route with the body as it came, so every refusal is FastAPI's own:
 the same problem documents, status codes and metrics. The route stays the documented
-contract (OpenAPI) and records through the same `record_single`.
+contract (OpenAPI) and records through the same `record_single_answer`.
 
 It runs before FastAPI and its whole middleware stack (`api.app.HubAPI`): each layer it skips
 wraps every request and every message sent back (a fifth of the event loop's time per
 touchpoint, `bench/http.py`; FastAPI's telemetry hooks, off unless configured, another 3 %),
-and it sends its answer without building a `Response`. So it keeps the bounds of those
-layers itself: only a body that
-declares its length, within `HUB_MAX_BODY_BYTES` (anything else, chunked uploads included,
-goes on to `BodyLimit`), read and recorded within `HUB_REQUEST_TIMEOUT_S` (the same 503
-problem as `RequestTimeout`), and an unexpected error answered 500 as
-`ServerErrorMiddleware` would, logged.
+and it sends its answer without building a `Response`. So it keeps the bounds of those layers
+itself: only a body that declares its length within `HUB_MAX_BODY_BYTES` (anything else,
+chunked uploads included, goes on to `BodyLimit`), read and recorded within
+`HUB_REQUEST_TIMEOUT_S` (the same 503 problem as `RequestTimeout`), and an unexpected error
+answered 500, logged, as `ServerErrorMiddleware` would.
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ class SingleTouchpoint:
         if not plain:
             await self.app(scope, receive, send)
             return
-        started = False
+        started = handed_on = False
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -75,7 +74,15 @@ class SingleTouchpoint:
 
         try:
             async with asyncio.timeout(settings.request_timeout_s) as deadline:
-                await self._answer(scope, receive, tracking_send, key)
+                body = await _body(receive)
+                if body is None:  # the client went away before its body arrived
+                    return
+                envelope = self._plain(scope, body, key)
+                if envelope is None:
+                    handed_on = True  # the app answers, its own errors and limits included
+                    await self.app(scope, _replay(body, receive), tracking_send)
+                    return
+                await self._record(scope, receive, tracking_send, envelope)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -83,18 +90,13 @@ class SingleTouchpoint:
             if not started:
                 await refuse_timeout(send, settings.request_timeout_s)
         except Exception:
+            if handed_on:
+                raise  # answered (500) and logged by the app's ServerErrorMiddleware
             log.exception("POST %s failed", PATH)
             if not started:
                 await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send, key: str | None) -> None:
-        body = await _body(receive)
-        if body is None:  # the client went away before its body arrived
-            return
-        envelope = self._plain(scope, body, key)
-        if envelope is None:
-            await self.app(scope, _replay(body, receive), send)
-            return
+    async def _record(self, scope: Scope, receive: Receive, send: Send, envelope: Envelope) -> None:
         try:
             payload, status = await record_single_answer(
                 scope["app"].state, envelope, MODES[scope["query_string"]]

@@ -51,10 +51,11 @@ def exchange(
     chunks: int = 1,
     length: bytes | None = None,
     receive: Any = None,
+    inner: Any = None,
 ) -> tuple[int, bytes, Inner]:
     """One request through SingleTouchpoint in front of `Inner`, on the client's app state,
     declaring `length` as its content-length (default: the body's; b"": no such header)."""
-    inner = Inner()
+    inner = inner or Inner()
     middleware = SingleTouchpoint(inner)
     size = max(1, -(-len(body) // chunks))
     parts = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
@@ -198,6 +199,20 @@ def test_an_unexpected_error_is_500_and_logged(
     status, answer, _ = exchange(client, orjson.dumps(raw_touchpoint()))
     assert (status, answer) == (500, b"Internal Server Error")
     assert "the committer fell over" in caplog.text
+
+
+def test_an_error_of_the_app_behind_is_left_to_the_app(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refused body goes on to the app, whose own error middleware answers and logs what
+    goes wrong there: the fast path neither answers it again nor logs it twice."""
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("the route fell over")
+
+    with pytest.raises(RuntimeError, match="the route fell over"):
+        exchange(client, b"{not json", inner=broken)
+    assert "POST /v1/touchpoints failed" not in caplog.text
 
 
 def test_the_app_answers_the_plain_case_before_its_middleware(
