@@ -63,8 +63,8 @@ def exchange(
         {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
         for i, part in enumerate(parts)
     ]
-    sent: list[dict[str, Any]] = []
-    scope = {
+    sent: list[Any] = []
+    scope: dict[str, Any] = {
         "type": "http",
         "method": method,
         "path": path,
@@ -79,7 +79,7 @@ def exchange(
     async def given() -> dict[str, Any]:
         return incoming.pop(0) if incoming else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Any) -> None:
         sent.append(message)
 
     asyncio.run(middleware(scope, receive or given, send))
