@@ -126,6 +126,9 @@ def _run_server(
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        # uvicorn formats each access line's path before its logger drops it: no access log
+        # where its level would hide it anyway (`--log-level warning`, as the benches run).
+        access_log=args.log_level.lower() in ("trace", "debug", "info"),
         http=slow_client_guard(settings.request_timeout_s),
         timeout_keep_alive=int(max(1, settings.keep_alive_s)),
         # SIGTERM: stop accepting, let in-flight requests finish (bounded by their own
