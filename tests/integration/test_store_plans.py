@@ -22,11 +22,17 @@ def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return [plan, *(n for child in plan.get("Plans", []) for n in plan_nodes(child))]
 
 
-def scans_of_events(hub: Hub, statement: Composable, params: tuple[Any, ...]) -> list[str]:
-    """The node types reading the events table when PostgreSQL runs `statement`."""
+def scans_of_events(hub: Hub, statement: Composable | bytes, params: tuple[Any, ...]) -> list[str]:
+    """The node types reading the events table when PostgreSQL runs `statement` (composed, or
+    kept as bytes as the batch's statements are)."""
     datastore = hub.store.datastore  # type: ignore[attr-defined]
+    explain = (
+        b"EXPLAIN (FORMAT JSON) " + statement
+        if isinstance(statement, bytes)
+        else (SQL("EXPLAIN (FORMAT JSON) ") + statement)
+    )
     with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-        (doc,) = curs.execute(SQL("EXPLAIN (FORMAT JSON) ") + statement, params).fetchone()
+        (doc,) = curs.execute(explain, params).fetchone()
     plan = (json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]
     table = hub.recorder.events_table_name  # type: ignore[attr-defined]
     return [n["Node Type"] for n in plan_nodes(plan) if n.get("Relation Name") == table]
