@@ -90,6 +90,7 @@ def cycle():
     return node
 
 collect.keep_survivors_frozen()
+young_threshold = gc.get_threshold()[0]
 kept = cycle()
 gc.collect()
 frozen_after_full = gc.get_freeze_count()
@@ -101,7 +102,8 @@ alive_while_frozen = watch() is not None
 collect.THAW_EVERY_S = 0.0
 gc.collect()  # due: hands the frozen objects back
 gc.collect()  # walks everything once
-print(json.dumps([frozen_after_full, in_young, alive_while_frozen, watch() is None]))
+freed = watch() is None
+print(json.dumps([frozen_after_full, in_young, alive_while_frozen, freed, young_threshold]))
 """
 
 
@@ -110,7 +112,8 @@ def test_survivors_of_a_full_collection_are_frozen_until_the_thaw_frees_dead_cyc
     out = subprocess.run(
         [sys.executable, "-c", FREEZING], capture_output=True, text=True, check=True
     ).stdout
-    frozen, in_young, alive_while_frozen, freed_after_thaw = json.loads(out)
+    frozen, in_young, alive_while_frozen, freed_after_thaw, young_threshold = json.loads(out)
+    assert young_threshold == collect.YOUNG_THRESHOLD  # young collections less often
     assert frozen > 0 and not in_young  # survivors left the collected generations
     assert alive_while_frozen  # the price: a dead cycle waits for the thaw
     assert freed_after_thaw
