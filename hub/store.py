@@ -1,6 +1,7 @@
 """The library's recorders, extended with the hub's key index and position look-ups.
 
-This is the one module of `hub/` that speaks SQL. The key index (`hub_keys`) holds one row
+This is the one module of `hub/` that speaks SQL (`hub/pg_arrays.py` only encodes its array
+parameters). The key index (`hub_keys`) holds one row
 per source key and per identity, written in the same transaction as the events: on SQLite
 through the recorder's own `_insert_events` hook (the one the library uses for tracking
 records), on PostgreSQL in the one statement of a batch's write (`insert_events`). Its
