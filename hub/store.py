@@ -1,12 +1,12 @@
 """The library's recorders, extended with the hub's key index and position look-ups.
 
 This is the one module of `hub/` that speaks SQL (`hub/pg_arrays.py` only encodes its array
-parameters). The key index (`hub_keys`) holds one row
-per source key and per identity, written in the same transaction as the events: on SQLite
-through the recorder's own `_insert_events` hook (the one the library uses for tracking
-records), on PostgreSQL in the one statement of a batch's write (`insert_events`). Its
-primary key makes the store itself refuse a second touchpoint for one source key and a
-second customer for one identity, across threads and processes.
+parameters). The key index (`hub_keys`) holds one row per source key and per identity,
+written in the same transaction as the events: on SQLite through the recorder's own
+`_insert_events` hook (the one the library uses for tracking records), on PostgreSQL in the
+one statement of a batch's write (`insert_events`). Its primary key makes the store itself
+refuse a second touchpoint for one source key and a second customer for one identity, across
+threads and processes.
 """
 
 from __future__ import annotations
