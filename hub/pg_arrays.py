@@ -1,12 +1,14 @@
 """One-dimensional PostgreSQL arrays in binary form, for the parameters of the write path.
 
-psycopg dumps a Python list element by element in Python (`ListBinaryDumper`): it scans the
-list for its element type, then calls the element's dumper and packs a length for each item.
-A batch of 500 touchpoints sends nine such arrays to the record function and more to the
-look-ups, and the dumping was a tenth of the batch's client CPU (`bench/ingest.py`). These
-list types know their element type, so their dumpers write the array (PostgreSQL's
-`array_send` format: dimensions, null flag, element type, then each item's length and bytes)
-in one pass. Registered globally for these types only; any other list is psycopg's as usual.
+psycopg dumps a Python list element by element (`ListBinaryDumper`): it finds a dumper for
+the list by scanning it for its element type, then calls the element's dumper and packs a
+length for each item. A batch sends nine such arrays to the record function and more to the
+look-ups. These list types know their element type, so their dumpers write the array
+(PostgreSQL's `array_send` format: dimensions, null flag, element type, then each item's
+length and bytes) in one pass, copying each item once. Measured in process, four arrays (the
+events' ids, versions, topics and 850-byte states): 3.6 µs against psycopg's 13.0 for one
+event, 14.9 against 33.7 for 25, 246 against 430 for 500. Registered globally for these types
+only; any other list is psycopg's as usual.
 """
 
 from __future__ import annotations
@@ -27,18 +29,32 @@ _NULL = b"\xff\xff\xff\xff"
 _UUID_LENGTH = _LENGTH.pack(16)
 
 
-def _array(element_oid: int, items: list[bytes], has_null: bool) -> bytes:
-    if not items:
+def _array(element_oid: int, parts: list[bytes], count: int, has_null: bool) -> bytes:
+    """The array of `count` items whose lengths and bytes are `parts`, after a slot at
+    `parts[0]` for the header (one copy of everything, in the join)."""
+    if not count:
         return _EMPTY.pack(0, 0, element_oid)
-    return _HEADER.pack(1, has_null, element_oid, len(items), 1) + b"".join(items)
+    parts[0] = _HEADER.pack(1, has_null, element_oid, count, 1)
+    return b"".join(parts)
+
+
+def _with_lengths(items: list[bytes]) -> list[bytes]:
+    """[header slot, length, item, length, item, ...]: no item copied before the join."""
+    pack = _LENGTH.pack
+    parts = [b""]
+    for item in items:
+        parts.append(pack(len(item)))
+        parts.append(item)
+    return parts
 
 
 class UUIDArray(list[UUID | str]):
     """A `uuid[]` parameter (of UUIDs, or their strings)."""
 
     def binary(self) -> bytes:
-        items = [_UUID_LENGTH + (u if isinstance(u, UUID) else UUID(u)).bytes for u in self]
-        return _array(2950, items, False)
+        parts = [b""]
+        parts += [_UUID_LENGTH + (u if isinstance(u, UUID) else UUID(u)).bytes for u in self]
+        return _array(2950, parts, len(self), False)
 
 
 class Int8Array(list[int | None]):
@@ -46,25 +62,23 @@ class Int8Array(list[int | None]):
 
     def binary(self) -> bytes:
         pack = _INT8.pack
-        items = [_NULL if v is None else pack(8, v) for v in self]
-        return _array(20, items, None in self)
+        parts = [b""]
+        parts += [_NULL if v is None else pack(8, v) for v in self]
+        return _array(20, parts, len(self), None in self)
 
 
 class TextArray(list[str]):
     """A `text[]` parameter."""
 
     def binary(self) -> bytes:
-        pack = _LENGTH.pack
-        encoded = [s.encode() for s in self]
-        return _array(25, [pack(len(b)) + b for b in encoded], False)
+        return _array(25, _with_lengths([s.encode() for s in self]), len(self), False)
 
 
 class ByteaArray(list[bytes]):
     """A `bytea[]` parameter."""
 
     def binary(self) -> bytes:
-        pack = _LENGTH.pack
-        return _array(17, [pack(len(b)) + b for b in self], False)
+        return _array(17, _with_lengths(self), len(self), False)
 
 
 class _ArrayDumper(Dumper):
