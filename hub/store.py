@@ -376,7 +376,7 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         # Parameters as binary arrays (`%b`): bytes go over as they are, not hex-escaped text.
         # The statements every batch runs are kept as bytes (`as_bytes(None)`: identifiers
         # quoted without a connection): psycopg renders a composed statement again on every
-        # execute, a quarter of a one-touchpoint batch's statement CPU (cProfile).
+        # execute (measured: 31 µs of a one-touchpoint transaction's 737 µs of client CPU).
         self._insert_keys = SQL(
             "INSERT INTO {schema}.{keys} (key, owner, version) "
             "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[])"
