@@ -150,7 +150,7 @@ class SlowClientGuard(HttpToolsProtocol):
     answer.
 
     One timer per connection, pushed back when it fires early, rather than a timer re-armed
-    on every answer (2 % of the event loop's time per touchpoint, `bench/http.py`): an answer
+    on every answer (3 % of the event loop's time per touchpoint, `bench/http.py`): an answer
     only notes when it was sent."""
 
     header_timeout = 10.0
