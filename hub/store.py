@@ -377,10 +377,6 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
         # The statements every batch runs are kept as bytes (`as_bytes(None)`: identifiers
         # quoted without a connection): psycopg renders a composed statement again on every
         # execute (measured: 31 µs of a one-touchpoint transaction's 737 µs of client CPU).
-        self._insert_keys = SQL(
-            "INSERT INTO {schema}.{keys} (key, owner, version) "
-            "SELECT * FROM unnest(%b::text[], %b::text[], %b::bigint[])"
-        ).format(schema=schema, keys=self.keys_table)
         self._select_keys = (
             SQL("SELECT key, owner, version FROM {schema}.{keys} WHERE key = ANY(%b::text[])")
             .format(schema=schema, keys=self.keys_table)
@@ -399,17 +395,11 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             .format(schema=schema, events=events, keys=self.keys_table)
             .as_bytes(None)
         )
-        self._insert_stored = SQL(
-            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::{id_type}[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(
-            schema=schema, events=events, id_type=Identifier(self.datastore.originator_id_type)
-        )
         # The whole write of a batch as one statement, in its own transaction (the pool's
-        # connections are in autocommit): the library's table lock and notification, the
-        # events (their notification ids returned in order), the key rows and new customers'
-        # keys. One round trip and one statement for psycopg to prepare, convert and send
+        # connections are in autocommit; an erasure adds its deletions in a transaction): the
+        # library's table lock and notification, the events (their notification ids returned
+        # in order), the key rows and new customers' keys. One round trip and one statement
+        # for psycopg to prepare, convert and send
         # instead of a pipeline of eight (BEGIN to COMMIT): a one-touchpoint transaction's
         # client CPU went from 1,322 to 737 µs (measured), a cost the group commit pays once
         # per batch of concurrent requests.
@@ -508,9 +498,9 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """A batch's events and key rows in one statement (`_record`); an erasure, which also
-        deletes, through the library's transaction."""
-        if not stored_events or kwargs.get("hub_erase"):
+        """A batch's events and key rows in one statement (`_record`), and an erasure's
+        deletions with them in one transaction."""
+        if not stored_events:
             return super().insert_events(stored_events, **kwargs)
         return self._record_batch(stored_events, **kwargs)
 
@@ -519,7 +509,12 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
     def _record_batch(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
         keys: list[KeyRow] = kwargs.get("hub_keys") or []
         new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+        erased = list(kwargs.get("hub_erase") or ())
+        with (
+            self.datastore.get_connection() as conn,
+            conn.transaction() if erased else nullcontext(),
+            conn.cursor(row_factory=tuple_row) as curs,
+        ):
             curs.execute(
                 self._record,
                 (
@@ -535,82 +530,37 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
                 ),
                 prepare=True,
             )
-            return [row[0] for row in curs.fetchall()]
+            notification_ids = [row[0] for row in curs.fetchall()]
+            if erased:
+                self._erase(curs, erased)
+            return notification_ids
 
-    def _insert_hub_rows(self, events_cursor: Any, **kwargs: Any) -> None:
-        # After the table lock and the event rows, and never prepared: in pipeline mode a
-        # failed statement makes the server skip the ones after it, and psycopg would then
-        # believe a statement prepared that the server never saw ("does not exist" later).
-        # A cursor of its own: the events cursor still holds the new notification ids.
-        with events_cursor.connection.cursor() as curs:
-            self._insert_hub_rows_with(curs, **kwargs)
-
-    def _insert_hub_rows_with(self, curs: Any, **kwargs: Any) -> None:
-        keys: list[KeyRow] = kwargs.get("hub_keys") or []
-        if keys:
+    def _erase(self, curs: Any, erased: list[str]) -> None:
+        """Shred the customers' keys and unlink their identities, in the transaction that
+        records their erasure."""
+        schema = Identifier(self.datastore.schema)
+        if self.snapshots_table:
+            # Sealed anyway; gone, so nothing of the customer outlives the key.
             curs.execute(
-                self._insert_keys,
-                ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]),
-                prepare=False,
-            )
-        new_keys: dict[str, bytes] = kwargs.get("hub_new_keys") or {}
-        if new_keys:
-            # New customers' keys, committed with their first events (one commit, not two).
-            curs.execute(
-                SQL(
-                    "INSERT INTO {schema}.{table} (customer, key) "
-                    "SELECT * FROM unnest(%b::text[], %b::bytea[])"
-                ).format(schema=Identifier(self.datastore.schema), table=self.customer_keys_table),
-                (list(new_keys), list(new_keys.values())),
-                prepare=False,
-            )
-        erased = list(kwargs.get("hub_erase") or ())
-        if erased:
-            # Shred the keys and unlink the identities, in the transaction of the erasure.
-            schema = Identifier(self.datastore.schema)
-            if self.snapshots_table:
-                # Sealed anyway; gone, so nothing of the customer outlives the key.
-                curs.execute(
-                    SQL("DELETE FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
-                        schema=schema, table=Identifier(self.snapshots_table)
-                    ),
-                    ([UUID(customer) for customer in erased],),
-                    prepare=False,
-                )
-            curs.execute(
-                SQL(
-                    "INSERT INTO {schema}.{table} (customer, key, erased_at) "
-                    "SELECT unnest(%s::text[]), NULL, now() ON CONFLICT (customer) "
-                    "DO UPDATE SET key = NULL, erased_at = excluded.erased_at"
-                ).format(schema=schema, table=self.customer_keys_table),
-                (erased,),
-                prepare=False,
-            )
-            curs.execute(
-                SQL("DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL").format(
-                    schema=schema, keys=self.keys_table
+                SQL("DELETE FROM {schema}.{table} WHERE originator_id = ANY(%s)").format(
+                    schema=schema, table=Identifier(self.snapshots_table)
                 ),
-                (erased,),
-                prepare=False,
+                ([UUID(customer) for customer in erased],),
             )
-
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        # The library's insert (table lock, notify, one statement returning the notification
-        # ids in order) with the rows sent as binary arrays instead of composite text.
-        self._lock_table(curs)
-        self._notify_channel(curs)
         curs.execute(
-            self._insert_stored,
-            (
-                [e.originator_id for e in stored_events],
-                [e.originator_version for e in stored_events],
-                [e.topic for e in stored_events],
-                [e.state for e in stored_events],
-            ),
+            SQL(
+                "INSERT INTO {schema}.{table} (customer, key, erased_at) "
+                "SELECT unnest(%s::text[]), NULL, now() ON CONFLICT (customer) "
+                "DO UPDATE SET key = NULL, erased_at = excluded.erased_at"
+            ).format(schema=schema, table=self.customer_keys_table),
+            (erased,),
         )
-        self._insert_hub_rows(curs, **kwargs)
+        curs.execute(
+            SQL("DELETE FROM {schema}.{keys} WHERE owner = ANY(%s) AND version IS NULL").format(
+                schema=schema, keys=self.keys_table
+            ),
+            (erased,),
+        )
 
     def customer_keys(self, customers: Iterable[str], create: bool) -> dict[str, bytes | None]:
         wanted = list(set(customers))
