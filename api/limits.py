@@ -154,13 +154,12 @@ class SlowClientGuard(HttpToolsProtocol):
     only notes when it was sent."""
 
     header_timeout = 10.0
-    _header_timer: asyncio.TimerHandle | None = None
     _idle_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._idle_since = self.loop.time()
-        self._header_timer = self.loop.call_later(self.header_timeout, self._drop_if_idle)
+        self.loop.call_later(self.header_timeout, self._drop_if_idle)
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -177,7 +176,7 @@ class SlowClientGuard(HttpToolsProtocol):
             return
         # Answered since, or a request in flight (checked again a full timeout later).
         later = self.header_timeout if due is None else due - now
-        self._header_timer = self.loop.call_later(later, self._drop_if_idle)
+        self.loop.call_later(later, self._drop_if_idle)
 
 
 def slow_client_guard(header_timeout: float) -> type[SlowClientGuard]:
