@@ -220,8 +220,14 @@ def parse_envelope(raw: Any) -> Envelope:
         raise invalid_from(error) from None
 
 
+INT_RANGE = (-(2**63), 2**64 - 1)  # the integers orjson encodes (signed and unsigned 64 bits)
+
+
 def _oversized(value: Any, path: str, depth: int, limits: Limits) -> tuple[str, str] | None:
-    """The first place in a JSON value that is nested too deep or holds too long a string."""
+    """The first place in a JSON value that is nested too deep, holds too long a string, or
+    a number the store's JSON cannot hold (an integer beyond 64 bits)."""
+    if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        return path, "a number beyond 64 bits"
     if isinstance(value, str):
         if len(value) > limits.max_string_chars:
             return path, f"longer than {limits.max_string_chars} characters"
@@ -241,15 +247,26 @@ def check_limits(envelope: Envelope, limits: Limits) -> None:
     """Refuse a touchpoint over the limits, naming the field (InvalidInput)."""
     if len(envelope.claims) > limits.max_claims:
         raise InvalidInput("claims", f"{len(envelope.claims)} claims; at most {limits.max_claims}")
-    encoded = orjson.dumps(envelope.data)
+    encoded = _encoded(envelope.data, "data", limits)
     if len(encoded) > limits.max_data_bytes:
         raise InvalidInput("data", f"over {limits.max_data_bytes} bytes as JSON")
     found = None if _within(encoded, limits) else _oversized(envelope.data, "data", 1, limits)
     for index, claim in enumerate(envelope.claims):
-        if found is None and not _within(orjson.dumps(claim.value), limits):
-            found = _oversized(claim.value, f"claims.{index}.value", 1, limits)
+        path = f"claims.{index}.value"
+        if found is None and not _within(_encoded(claim.value, path, limits), limits):
+            found = _oversized(claim.value, path, 1, limits)
     if found:
         raise InvalidInput(*found)
+
+
+def _encoded(value: Any, path: str, limits: Limits) -> bytes:
+    """The value as the store will hold it (orjson); InvalidInput naming the place it cannot
+    hold, for a value orjson refuses."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        found = _oversized(value, path, 1, limits) or (path, "cannot be stored as JSON")
+        raise InvalidInput(*found) from None
 
 
 def _within(encoded: bytes, limits: Limits) -> bool:
