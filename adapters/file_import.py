@@ -31,7 +31,7 @@ import orjson
 from api.problems import problem_document
 from hub.app import Accepted, Hub
 from hub.collect import collect_if_due, few_collections
-from hub.envelope import Envelope, parse_envelope
+from hub.envelope import Envelope, load_json, parse_envelope
 from hub.errors import HubError, InvalidInput
 from hub.settings import Settings
 
@@ -102,7 +102,7 @@ def _put(doc: dict[str, Any], path: str, value: Any, column: str) -> None:
     if path.endswith(":json"):
         path = path.removesuffix(":json")
         try:
-            value = orjson.loads(value) if isinstance(value, str) else value
+            value = load_json(value) if isinstance(value, str) else value
         except orjson.JSONDecodeError as error:
             raise InvalidInput(path, f"column {column!r} is not JSON: {error}") from None
     elif path in LIST_FIELDS and isinstance(value, str):
@@ -130,7 +130,7 @@ def jsonl_items(stream: BinaryIO, seen: Callable[[int], None]) -> Iterator[Item]
         if not line.strip():
             continue
         try:
-            yield number, parse_envelope(orjson.loads(line))
+            yield number, parse_envelope(load_json(line))
         except orjson.JSONDecodeError as error:
             yield number, InvalidInput("body", f"not JSON: {error.msg} at column {error.colno}")
         except InvalidInput as error:

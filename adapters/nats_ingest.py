@@ -32,7 +32,7 @@ from adapters.nats_pull import Puller
 from adapters.nats_streams import connect, ensure_stream
 from hub.app import Accepted, Hub, Outcome
 from hub.collect import collect_if_due, few_collections
-from hub.envelope import parse_envelope
+from hub.envelope import load_json, parse_envelope
 from hub.errors import HubError, InvalidInput, StoreUnavailable
 from hub.settings import Settings
 
@@ -250,7 +250,7 @@ class NatsIngest:
     def _envelope(self, subject: str, data: bytes) -> Any:
         channel = subject[len(self.prefix) + 1 :]
         try:
-            raw = orjson.loads(data)
+            raw = load_json(data)
         except orjson.JSONDecodeError as error:
             return InvalidInput("body", f"not JSON: {error}")
         try:

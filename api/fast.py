@@ -35,7 +35,7 @@ from api.auth import COOKIE, AccessDenied, identify, key_of, require_channel
 from api.limits import refuse_timeout
 from api.problems import hub_error_response
 from api.routes.touchpoints import record_single_answer
-from hub.envelope import Envelope, parse_envelope
+from hub.envelope import Envelope, load_json, parse_envelope
 from hub.errors import HubError, InvalidInput, StoreUnavailable
 
 PATH = "/v1/touchpoints"
@@ -115,7 +115,7 @@ class SingleTouchpoint:
     def _plain(self, scope: Scope, body: bytes, key: str | None) -> Envelope | None:
         """The envelope, when the body is one and the caller may post it; else None."""
         try:
-            envelope = parse_envelope(orjson.loads(body))
+            envelope = parse_envelope(load_json(body))
         except (orjson.JSONDecodeError, InvalidInput):
             return None
         keys = scope["app"].state.hub.keys

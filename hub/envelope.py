@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -210,6 +212,25 @@ def invalid_from(error: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(first[0], first[1], more)
 
 
+# orjson reads an integer beyond 64 bits as a float (18446744073709551616 becomes
+# 1.8446744073709552e+19, -9223372036854775809 too): a text with a run of 19 digits is read
+# again by the standard library, which keeps integers exact, so `check_limits` can name one.
+# The run is looked for with every digit made `0` and everything else a space (0.5 µs for a
+# 460-byte touchpoint; a regular expression took 3.7).
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))
+_LONG_RUN = b"0" * 19
+
+
+def load_json(data: bytes | str) -> Any:
+    """Decoded JSON, every integer exact. The language is orjson's (UTF-8; no NaN, Infinity or
+    number beyond a double): anything else raises orjson.JSONDecodeError."""
+    raw = data.encode() if isinstance(data, str) else data
+    decoded = orjson.loads(raw)
+    if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
+        return decoded
+    return json.loads(raw)
+
+
 def parse_envelope(raw: Any) -> Envelope:
     """The envelope from decoded JSON, or InvalidInput naming the fields."""
     if not isinstance(raw, dict):
@@ -228,6 +249,8 @@ def _oversized(value: Any, path: str, depth: int, limits: Limits) -> tuple[str, 
     a number the store's JSON cannot hold (an integer beyond 64 bits)."""
     if isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]:
         return path, "a number beyond 64 bits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return path, "not a finite number"  # orjson would store it as null
     if isinstance(value, str):
         if len(value) > limits.max_string_chars:
             return path, f"longer than {limits.max_string_chars} characters"
@@ -251,6 +274,13 @@ def check_limits(envelope: Envelope, limits: Limits) -> None:
     if len(encoded) > limits.max_data_bytes:
         raise InvalidInput("data", f"over {limits.max_data_bytes} bytes as JSON")
     found = None if _within(encoded, limits) else _oversized(envelope.data, "data", 1, limits)
+    # The actor's own fields beyond kind, id and name are stored as they came, like data.
+    extra = envelope.actor.model_extra if envelope.actor is not None else None
+    if extra and found is None:
+        encoded = _encoded(extra, "actor", limits)
+        if len(encoded) > limits.max_data_bytes:
+            raise InvalidInput("actor", f"over {limits.max_data_bytes} bytes as JSON")
+        found = None if _within(encoded, limits) else _oversized(extra, "actor", 1, limits)
     for index, claim in enumerate(envelope.claims):
         path = f"claims.{index}.value"
         if found is None and not _within(_encoded(claim.value, path, limits), limits):
@@ -270,12 +300,14 @@ def _encoded(value: Any, path: str, limits: Limits) -> bytes:
 
 
 def _within(encoded: bytes, limits: Limits) -> bool:
-    """True when a value's JSON shows it cannot break the string or depth limits, so it need
-    not be walked: no string is longer than the whole text, and no value nests deeper than
-    the number of brackets it has (counting those inside strings only overcounts)."""
+    """True when a value's JSON shows it cannot break the limits, so it need not be walked: no
+    string is longer than the whole text, no value nests deeper than the number of brackets it
+    has (counting those inside strings only overcounts), and no `null` is there (orjson writes
+    NaN and the infinities as null)."""
     return (
         len(encoded) <= limits.max_string_chars
         and encoded.count(b"{") + encoded.count(b"[") <= limits.max_data_depth
+        and b"null" not in encoded
     )
 
 

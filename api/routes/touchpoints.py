@@ -16,7 +16,7 @@ from api.deps import HubDep, SettingsDep
 from api.metrics import MetricsDep
 from api.problems import json_response, problem_document, problem_response
 from hub.app import Accepted
-from hub.envelope import Envelope, parse_envelope
+from hub.envelope import Envelope, load_json, parse_envelope
 from hub.errors import HubError, InvalidInput
 
 router = APIRouter(prefix="/v1/touchpoints", tags=["touchpoints"])
@@ -180,12 +180,12 @@ def _batch_items(body: bytes, content_type: str) -> list[Any]:
             if not line.strip():
                 continue
             try:
-                items.append(orjson.loads(line))
+                items.append(load_json(line))
             except orjson.JSONDecodeError as error:
                 items.append(InvalidInput("body", f"line {number} is not JSON: {error}"))
         return items
     try:
-        decoded = orjson.loads(body)
+        decoded = load_json(body)
     except orjson.JSONDecodeError as error:
         raise InvalidInput("body", f"not JSON: {error}") from None
     if not isinstance(decoded, list):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -95,3 +96,63 @@ def test_limits_are_read_from_the_environment(
 ) -> None:
     monkeypatch.setenv(name, value)
     assert str(getattr(Settings(), name.removeprefix("HUB_").lower())) == value
+
+
+BEYOND_64_BITS = b'"summary": "x", "n": 18446744073709551616'
+NOT_FINITE = b'"summary": "x", "n": NaN'
+
+
+def body_with(data: bytes, source_id: str) -> bytes:
+    """An envelope written by hand: numbers the JSON encoders here would not write."""
+    raw = raw_touchpoint(source={"channel": "phone", "id": source_id}, data={})
+    return orjson.dumps(raw).replace(b'"data":{}', b'"data":{' + data + b"}")
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/merge+json"])
+def test_an_integer_beyond_64_bits_is_422_on_either_path(
+    client: TestClient, content_type: str
+) -> None:
+    """orjson (the fast path's decoder) reads 2**64 as a float: it was stored rounded with a
+    201 on the fast path (`application/json`) while the route (FastAPI's own decoding, any
+    other JSON type) refused it. Both refuse it now, naming it, and append nothing."""
+    before = head(client)
+    for attempt in range(3):  # the fast path once the hub knows it runs open
+        response = client.post(
+            "/v1/touchpoints",
+            content=body_with(BEYOND_64_BITS, f"big-{content_type}-{attempt}"),
+            headers={"content-type": content_type},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0] == {
+            "field": "data.n",
+            "message": "a number beyond 64 bits",
+        }
+    assert head(client) == before
+
+
+def test_nan_is_422_on_the_route_that_reads_it(client: TestClient) -> None:
+    """NaN is not JSON, but the standard library (the route's decoder) reads it; stored, orjson
+    wrote it as null. It is refused, naming the place."""
+    before = head(client)
+    response = client.post(
+        "/v1/touchpoints",
+        content=body_with(NOT_FINITE, "nan-1"),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0] == {"field": "data.n", "message": "not a finite number"}
+    assert head(client) == before
+
+
+@pytest.mark.parametrize("ndjson", [False, True], ids=["json-array", "ndjson"])
+def test_a_batch_item_beyond_64_bits_is_its_own_422(client: TestClient, ndjson: bool) -> None:
+    good = orjson.dumps(raw_touchpoint())
+    bad = body_with(BEYOND_64_BITS, "big-in-batch" + str(ndjson))
+    body = good + b"\n" + bad if ndjson else b"[" + good + b"," + bad + b"]"
+    kind = "application/x-ndjson" if ndjson else "application/json"
+    response = client.post("/v1/touchpoints/batch", content=body, headers={"content-type": kind})
+    assert response.status_code == 200, response.text
+    first, second = response.json()["results"]
+    assert first["status"] == 201
+    assert second["status"] == 422
+    assert second["problem"]["errors"][0]["message"] == "a number beyond 64 bits"

@@ -84,6 +84,22 @@ def test_broken_lines_are_reported_with_line_numbers_and_the_rest_imports(
     assert position(hub) == before
 
 
+def test_a_number_beyond_64_bits_is_a_reported_line_not_a_rounded_value(
+    hub: Hub, tmp_path: Path
+) -> None:
+    """orjson reads 2**64 as a float: the line was imported with the number rounded. It is
+    rejected now, naming the place, and the rest imports."""
+    big = orjson.dumps(history_line(2)).replace(b'"data":{', b'"data":{"n":18446744073709551616,')
+    path = write_jsonl(tmp_path / "numbers.jsonl", [history_line(1), big, history_line(3)])
+    summary, rejects = run(hub, path)
+    assert (summary.accepted, summary.rejected) == (2, 1)
+    assert [r["line"] for r in rejects] == [2]
+    assert rejects[0]["problem"]["errors"][0] == {
+        "field": "data.n",
+        "message": "a number beyond 64 bits",
+    }
+
+
 def quote(n: int, price: str) -> dict[str, Any]:
     return raw_touchpoint(
         source={"channel": "sales", "id": f"q-{n}"},

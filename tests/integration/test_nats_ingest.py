@@ -221,6 +221,36 @@ def test_bad_messages_go_to_the_rejected_subject_with_the_reason_and_the_rest_co
     assert garbage["message"] == "{not json"
 
 
+def test_a_number_beyond_64_bits_goes_to_the_rejected_subject_named(
+    store_env, hub: Hub, nats_settings
+) -> None:
+    """orjson reads 2**64 as a float: the message was recorded with the number rounded. It is
+    rejected now with the place named, and the rest of its batch commits."""
+    settings = nats_settings()
+    good = raw_touchpoint(customer={"email": "exact@example.com"})
+    big = raw_touchpoint(customer={"email": "exact@example.com"})
+    body = orjson.dumps(big).replace(b'"data":{', b'"data":{"n":18446744073709551616,')
+
+    async def scenario() -> None:
+        async def publish(_: NatsIngest) -> None:
+            nc = await nats.connect(settings.nats_url)
+            await nc.jetstream().publish(f"{settings.nats_subject_prefix}.phone", body)
+            await nc.close()
+            await publish_envelopes(settings, [good])
+
+        await ingest_until_drained(hub, settings, publish)
+
+    asyncio.run(scenario())
+    recorded = recorded_sources(hub)
+    assert recorded[source_key(good)] == 1
+    assert source_key(big) not in recorded
+    (rejected,) = asyncio.run(
+        stream_messages(settings, settings.nats_stream, settings.nats_rejected_prefix)
+    )
+    problem = orjson.loads(rejected.data)["problem"]
+    assert problem["errors"][0] == {"field": "data.n", "message": "a number beyond 64 bits"}
+
+
 def parse(raw: dict[str, Any]) -> Any:
     from hub.envelope import parse_envelope
 

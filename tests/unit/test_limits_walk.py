@@ -3,6 +3,7 @@ walked; whenever the shortcut says so, the walk would have found nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from hub.envelope import (
     _oversized,
     _within,
     check_limits,
+    load_json,
     parse_envelope,
 )
 from hub.errors import InvalidInput
@@ -65,3 +67,84 @@ def test_an_integer_beyond_64_bits_is_refused_naming_its_place() -> None:
     assert refused.value.errors[0] == ("claims.0.value", "a number beyond 64 bits")
     for edge in (2**64 - 1, -(2**63)):  # the ends of the range are stored as they are
         check_limits(parse_envelope(raw_touchpoint(data={"n": edge})), DEFAULT_LIMITS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"n": 18446744073709551616}',
+        b'{"n": -9223372036854775809}',
+        b'{"n": [1, 123456789012345678901234567890]}',
+        b'{"n": 1234567890123456789, "s": "12345678901234567890"}',
+    ],
+)
+def test_json_keeps_every_integer_exact(text: bytes) -> None:
+    """orjson reads an integer beyond 64 bits as a float (which would be stored rounded,
+    never refused): `load_json` gives the integer the text wrote."""
+    assert load_json(text) == json.loads(text)
+    assert load_json(text.decode()) == json.loads(text)
+    assert not any(isinstance(v, float) for v in _numbers(load_json(text)))
+
+
+def _numbers(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return [value] if isinstance(value, int | float) else []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"NaN",
+        b'{"n": Infinity}',
+        b'{"n": 1e400}',
+        b'{"n": -1e400, "m": 1234567890123456789}',
+        b'{"s": "\xff", "m": 1234567890123456789}',
+    ],
+    ids=["nan", "infinity", "beyond-a-double", "beyond-a-double-beside-long-digits", "not-utf8"],
+)
+def test_json_is_what_orjson_reads_and_nothing_more(text: bytes) -> None:
+    """NaN, the infinities, numbers beyond a double and text that is not UTF-8 are not JSON:
+    refused, with or without a long run of digits beside them."""
+    with pytest.raises(orjson.JSONDecodeError):
+        load_json(text)
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_that_is_not_finite_is_refused_naming_its_place(number: float) -> None:
+    """orjson stores NaN and the infinities as null: a Python caller's (or the standard
+    library's JSON) such number is bad input, named, not a silent null."""
+    places = [
+        (raw_touchpoint(data={"summary": "x", "n": [1, number]}), "data.n.1"),
+        (
+            raw_touchpoint(claims=[{"subject": "order:A-1:total", "value": number}]),
+            "claims.0.value",
+        ),
+        (raw_touchpoint(actor={"kind": "agent", "id": "a-1", "score": number}), "actor.score"),
+    ]
+    for raw, place in places:
+        with pytest.raises(InvalidInput) as refused:
+            check_limits(parse_envelope(raw), DEFAULT_LIMITS)
+        assert refused.value.errors[0] == (place, "not a finite number")
+    check_limits(parse_envelope(raw_touchpoint(data={"summary": "x", "n": None})), DEFAULT_LIMITS)
+
+
+def test_the_actors_own_fields_are_held_to_the_limits_of_data() -> None:
+    """An actor's fields beyond kind, id and name are stored as they came: the limits that
+    hold for data hold for them (a 2**64 there was a 500)."""
+    cases = [
+        ({"n": 2**64}, ("actor.n", "a number beyond 64 bits")),
+        (
+            {"deep": [[[[[[[[[1]]]]]]]]]},
+            ("actor.deep.0.0.0.0.0.0.0", "nested deeper than 8 levels"),
+        ),
+        ({"note": "x" * 20_001}, ("actor.note", "longer than 20000 characters")),
+    ]
+    for extra, error in cases:
+        raw = raw_touchpoint(actor={"kind": "agent", "id": "a-1", **extra})
+        with pytest.raises(InvalidInput) as refused:
+            check_limits(parse_envelope(raw), DEFAULT_LIMITS)
+        assert refused.value.errors[0] == error
+    check_limits(parse_envelope(raw_touchpoint(actor={"kind": "bot", "team": "b"})), DEFAULT_LIMITS)
