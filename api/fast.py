@@ -74,13 +74,15 @@ class SingleTouchpoint:
 
         try:
             async with asyncio.timeout(settings.request_timeout_s) as deadline:
-                body = await _body(receive)
-                if body is None:  # the client went away before its body arrived
+                read = await _body(receive, settings.max_body_bytes)
+                if read is None:  # the client went away before its body arrived
                     return
-                envelope = self._plain(scope, body, key)
+                body, more = read
+                over = more or len(body) > settings.max_body_bytes
+                envelope = None if over else self._plain(scope, body, key)
                 if envelope is None:
                     handed_on = True  # the app answers, its own errors and limits included
-                    await self.app(scope, _replay(body, receive), tracking_send)
+                    await self.app(scope, _replay(body, more, receive), tracking_send)
                     return
                 await self._record(scope, receive, tracking_send, envelope)
         except TimeoutError:
@@ -133,49 +135,66 @@ class SingleTouchpoint:
 
 def _plain_key(scope: Scope, max_bytes: int) -> tuple[bool, str | None]:
     """Whether the request has a JSON body that declares a length within the limit, and the
-    API key it presents (None: none). One pass over the headers."""
-    json = length = False
-    authorization, api_key, cookie = "", None, None
+    API key it presents (None: none). One pass over the headers; of a header given twice, the
+    first counts, as in Starlette's `headers.get` (the route's reading)."""
+    json: bool | None = None
+    length: bool | None = None
+    authorization: str | None = None
+    api_key: str | None = None
+    cookie: str | None = None
     for name, value in scope["headers"]:
         if name == b"content-type":
-            json = value.split(b";")[0].strip().lower() == b"application/json"
+            if json is None:
+                json = value.split(b";")[0].strip().lower() == b"application/json"
         elif name == b"content-length":
-            length = value.isdigit() and int(value) <= max_bytes
+            if length is None:
+                length = value.isdigit() and int(value) <= max_bytes
         elif name == b"transfer-encoding":
             return False, None
         elif name == b"authorization":
-            authorization = value.decode("latin-1")
+            if authorization is None:
+                authorization = value.decode("latin-1")
         elif name == b"x-api-key":
-            api_key = value.decode("latin-1")
-        elif name == b"cookie":
+            if api_key is None:
+                api_key = value.decode("latin-1")
+        elif name == b"cookie" and cookie is None:
             cookie = value.decode("latin-1")
     if not (json and length):
         return False, None
     return True, key_of(
-        authorization, api_key, lambda: cookie_parser(cookie).get(COOKIE) if cookie else None
+        authorization or "",
+        api_key,
+        lambda: cookie_parser(cookie).get(COOKIE) if cookie else None,
     )
 
 
-async def _body(receive: Receive) -> bytes | None:
+async def _body(receive: Receive, max_bytes: int) -> tuple[bytes, bool] | None:
+    """The body, and whether more is to come: reading stops once it is over `max_bytes` (a
+    client sending more than its declared length is left to the app's own limit)."""
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+        if not more or size > max_bytes:
+            return b"".join(chunks), more
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that gives the body already read, then whatever the client sends next."""
+def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A `receive` that gives the body already read (`more`: not all of it), then whatever the
+    client sends next."""
     given = False
 
     async def replay() -> Message:
         nonlocal given
         if not given:
             given = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": more}
         return await receive()
 
     return replay

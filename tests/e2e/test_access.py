@@ -295,6 +295,21 @@ def test_plain_touchpoints_honour_each_form_of_key(access: Access, how: str) -> 
     assert [post("dashboard", "phone") for _ in range(2)] == [403, 403]
 
 
+def test_of_a_key_header_given_twice_the_first_counts_on_both_paths(access: Access) -> None:
+    """The plain path reads the raw headers, the route Starlette's `headers.get`: both take
+    the first of a repeated header, so one request is judged by the same key on either."""
+    phone, web = access.keys["channel:phone"], access.keys["channel:web"]
+
+    def post(first: str, second: str) -> int:
+        raw = raw_touchpoint(source={"channel": "phone", "id": uuid.uuid4().hex})
+        headers = [("X-API-Key", first), ("X-API-Key", second)]
+        return access.client.post("/v1/touchpoints", json=raw, headers=headers).status_code
+
+    # Three each: the first may read the store (the route), the others find the key cached.
+    assert [post(phone, web) for _ in range(3)] == [201, 201, 201]
+    assert [post(web, phone) for _ in range(3)] == [403, 403, 403]
+
+
 def test_unknown_key_is_401(access: Access) -> None:
     response = access.client.get("/v1/projections", headers=bearer("hub_" + "x" * 43))
     assert response.status_code == 401

@@ -236,3 +236,16 @@ def test_the_app_answers_the_plain_case_before_its_middleware(
     refused = client.post("/v1/touchpoints", json=raw_touchpoint(occurred_at="not a time"))
     assert (refused.status_code, entered) == (422, ["/v1/touchpoints"])
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("times", [1, 2], ids=["over-in-the-last-chunk", "over-before-the-end"])
+def test_a_body_longer_than_the_limit_is_handed_on_whatever_it_declared(
+    client: TestClient, times: int
+) -> None:
+    """The declared length is the client's word: a body that turns out longer than the limit
+    stops being read there and goes on, all of it, to the app (whose own limit answers 413);
+    uvicorn's parsers stop at the declared length anyway, other servers may not."""
+    limit = client.app.state.settings.max_body_bytes  # type: ignore[attr-defined]
+    body = orjson.dumps(raw_touchpoint(data={"summary": "x" * (times * limit + 10)}))
+    status, _, inner = exchange(client, body, length=b"100", chunks=4)
+    assert (status, inner.bodies) == (299, [body])
