@@ -68,7 +68,9 @@ class Int8Array(list[int | None]):
 
 
 class TextArray(list[str]):
-    """A `text[]` parameter."""
+    """A `text[]` parameter, encoded as UTF-8 whatever the connection's client encoding (the
+    server converts from that one): for ASCII values, which is all the hub sends this way
+    (topics, key digests, customer ids). psycopg's own dumper follows the encoding."""
 
     def binary(self) -> bytes:
         return _array(25, _with_lengths([s.encode() for s in self]), len(self), False)

@@ -515,6 +515,10 @@ class HubPostgresRecorder(PostgresKeyTable, PostgresApplicationRecorder):
             conn.transaction() if erased else nullcontext(),
             conn.cursor(row_factory=tuple_row) as curs,
         ):
+            if not erased and not conn.autocommit:
+                # The statement commits by itself only in autocommit (the pool sets it): in a
+                # transaction left open, the notification ids would go out uncommitted.
+                raise RuntimeError("the record function needs an autocommit connection")
             curs.execute(
                 self._record,
                 (
