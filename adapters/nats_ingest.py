@@ -29,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, Header
 from nats.js.errors import NotFoundError
 
 from adapters.nats_pull import Puller
-from adapters.nats_streams import connect, ensure_stream
+from adapters.nats_streams import channel_of, connect, ensure_stream, inbound_subjects
 from hub.app import Accepted, Hub, Outcome
 from hub.collect import collect_if_due, few_collections
 from hub.envelope import load_json, parse_envelope
@@ -74,6 +74,16 @@ def problem_message(msg: Msg, error: HubError) -> bytes:
     return orjson.dumps(doc)
 
 
+def consumer_of(settings: Settings) -> tuple[str, str]:
+    """The subjects a worker takes and the durable consumer it shares: a partition's worker
+    takes `<prefix>.<channel>.<N>` with a consumer of its own (`<durable>-p<N>`); the others
+    share the consumer of the unpartitioned `<prefix>.<channel>`."""
+    prefix, partition = settings.nats_subject_prefix, settings.nats_partition
+    if partition is None:
+        return f"{prefix}.*", settings.nats_durable
+    return f"{prefix}.*.{partition}", f"{settings.nats_durable}-p{partition}"
+
+
 class NatsIngest:
     """The consumer loop of `hub ingest nats`: fetch, record in a worker thread, settle."""
 
@@ -81,6 +91,7 @@ class NatsIngest:
         self.hub = hub
         self.settings = settings
         self.prefix = settings.nats_subject_prefix
+        self.filter_subject, self.durable = consumer_of(settings)
         self.check_every = check_every
         self.stats = IngestStats()
         self.nc: Client | None = None
@@ -113,7 +124,7 @@ class NatsIngest:
         await ensure_stream(
             self.js,
             s.nats_stream,
-            [f"{self.prefix}.*", f"{s.nats_rejected_prefix}.*"],
+            inbound_subjects(self.prefix, s.nats_rejected_prefix),
             s.nats_duplicate_window_s,
         )
         if self.sub is not None:
@@ -124,14 +135,14 @@ class NatsIngest:
             ack_wait=s.nats_ack_wait_s,
             max_deliver=-1,  # the store may be down for long: never drop a message
             max_ack_pending=max(1000, s.nats_batch_size * 8),
-            filter_subject=f"{self.prefix}.*",
+            filter_subject=self.filter_subject,
         )
         self.sub = await self.js.pull_subscribe(
-            f"{self.prefix}.*", durable=s.nats_durable, stream=s.nats_stream, config=config
+            self.filter_subject, durable=self.durable, stream=s.nats_stream, config=config
         )
         if self.puller is None:
             assert self.nc is not None
-            self.puller = Puller(self.nc, s.nats_stream, s.nats_durable)
+            self.puller = Puller(self.nc, s.nats_stream, self.durable)
             await self.puller.start()
         self._checked = time.monotonic()
 
@@ -248,7 +259,7 @@ class NatsIngest:
                 await msg.in_progress()
 
     def _envelope(self, subject: str, data: bytes) -> Any:
-        channel = subject[len(self.prefix) + 1 :]
+        channel = channel_of(subject, self.prefix)
         try:
             raw = load_json(data)
         except orjson.JSONDecodeError as error:
@@ -316,7 +327,7 @@ class NatsIngest:
 
     async def _dead_letter(self, msg: Msg, error: HubError) -> Any:
         assert self.js is not None
-        channel = msg.subject[len(self.prefix) + 1 :]
+        channel = channel_of(msg.subject, self.prefix)
         headers = {"Hub-Problem-Type": error.kind, "Hub-Problem-Status": str(error.status)}
         with suppress(Exception):
             # A redelivery after a crash between republish and term is dropped by the window.

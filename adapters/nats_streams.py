@@ -1,9 +1,21 @@
-"""What the NATS ingest and publish adapters share: the connection and their streams."""
+"""What the NATS ingest and publish adapters share: the connection, their streams, and the
+subjects of inbound touchpoints.
+
+Channels publish to `<prefix>.<channel>`, or, to spread ingestion over several workers by
+customer, to `<prefix>.<channel>.<partition>` with `partition_of(partition_key(envelope), N)`:
+each partition is taken by one `hub ingest nats` worker of its own (`HUB_NATS_PARTITION`), so a
+customer's touchpoints are decided in the order published, by one worker, whose cache holds
+that customer. A touchpoint keyed differently from the rest of its customer's (a call that
+knows only the phone number, say) is still decided correctly, against the store, only not in
+order with the other partition's.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -42,6 +54,50 @@ async def connect(settings: Settings, name: str, on_reconnect: list[bool] | None
     )
 
 
+def channel_of(subject: str, prefix: str) -> str:
+    """The channel a touchpoint came on: the token after the prefix, partitioned or not."""
+    return subject[len(prefix) + 1 :].split(".", 1)[0]
+
+
+def inbound_subjects(prefix: str, rejected_prefix: str) -> list[str]:
+    """The subjects of the inbound stream: touchpoints, partitioned or not, and the rejected
+    ones (inside `<prefix>.*.*` when their prefix is `<prefix>.<word>`)."""
+    subjects = [f"{prefix}.*", f"{prefix}.*.*"]
+    rejected = f"{rejected_prefix}.*"
+    return subjects if any(covers(s, rejected) for s in subjects) else [*subjects, rejected]
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """Whether every subject `subject` matches also matches `pattern` (NATS wildcards)."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for i, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > i
+        if i >= len(given) or given[i] == ">" or (token != "*" and token != given[i]):
+            return False
+    return len(wanted) == len(given)
+
+
+def partition_key(envelope: Mapping[str, Any]) -> str:
+    """What a publisher partitions a touchpoint by: the first of its customer's id, email,
+    phone (digits only) or account that it gives (the hub's normalisation is not needed, only
+    the same key for the same customer)."""
+    customer = envelope.get("customer") or {}
+    if customer.get("id"):
+        return f"id:{str(customer['id']).lower()}"
+    if customer.get("email"):
+        return f"email:{str(customer['email']).strip().lower()}"
+    if customer.get("phone"):
+        return "phone:" + "".join(c for c in str(customer["phone"]) if c.isdigit())
+    return f"account:{str(customer.get('account') or '').strip().lower()}"
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of a key: the first 8 bytes of its SHA-256, modulo `partitions` (any
+    language computes the same)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % partitions
+
+
 async def ensure_stream(
     js: JetStreamContext,
     name: str,
@@ -49,12 +105,21 @@ async def ensure_stream(
     duplicate_window: float,
     max_age: float | None = None,
 ) -> None:
-    """Create the stream unless it exists (an existing stream's config is left as it is)."""
+    """Create the stream unless it exists; an existing one missing some of `subjects` gets
+    them (in place of the subjects they cover), the rest of its config left as it is."""
     try:
-        await js.stream_info(name)
-        return
+        info = await js.stream_info(name)
     except NotFoundError:
-        pass
+        info = None
+    if info is not None:
+        have = list(info.config.subjects or [])
+        if all(subject in have for subject in subjects):
+            return
+        kept = [s for s in have if not any(covers(w, s) for w in subjects)]
+        log.info("adding subjects %s to JetStream stream %s", ", ".join(subjects), name)
+        info.config.subjects = [*subjects, *(s for s in kept if s not in subjects)]
+        await js.update_stream(info.config)
+        return
     log.info("creating JetStream stream %s for %s", name, ", ".join(subjects))
     await js.add_stream(
         StreamConfig(

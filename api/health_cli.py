@@ -70,6 +70,9 @@ def check_api(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
 def check_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from nats.js.errors import NotFoundError
 
+    from adapters.nats_ingest import consumer_of
+
+    _, durable = consumer_of(settings)  # a partition's worker: its own consumer
     hub, head = _store_head(settings)
     hub.close()
 
@@ -80,10 +83,10 @@ def check_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
             seen: dict[str, Any] = {}
             for sample in range(SAMPLES):
                 try:
-                    info = await js.consumer_info(settings.nats_stream, settings.nats_durable)
+                    info = await js.consumer_info(settings.nats_stream, durable)
                 except NotFoundError as error:
                     raise Unhealthy(
-                        f"no consumer {settings.nats_durable} on stream {settings.nats_stream}"
+                        f"no consumer {durable} on stream {settings.nats_stream}"
                     ) from error
                 seen = {
                     "pending": info.num_pending or 0,

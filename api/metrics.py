@@ -199,7 +199,8 @@ class IngestMetrics(TouchpointMetrics):
             if isinstance(outcome, StoreUnavailable):
                 self.retried.inc()
             else:
-                self.count_one(outcome, subject[len(self.prefix) + 1 :])
+                # the channel: the token after the prefix, partitioned or not
+                self.count_one(outcome, subject[len(self.prefix) + 1 :].split(".", 1)[0])
 
     def pending(self, pending: int) -> None:
         self.consumer.labels("pending").set(pending)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.envelope import Limits
@@ -150,6 +151,13 @@ class Settings(BaseSettings):
     nats_durable: str = Field(
         default="hub-ingest", description="durable pull consumer shared by `hub ingest nats`"
     )
+    nats_partition: int | None = Field(
+        default=None,
+        ge=0,
+        le=9999,
+        description="take only <prefix>.<channel>.<N>, with a consumer of its own "
+        "(<durable>-p<N>); unset: the unpartitioned <prefix>.<channel>",
+    )
     nats_duplicate_window_s: float = Field(
         default=120.0, gt=0, description="JetStream duplicate window of both streams (Nats-Msg-Id)"
     )
@@ -191,6 +199,11 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @field_validator("nats_partition", mode="before")
+    @classmethod
+    def _no_partition(cls, value: Any) -> Any:
+        return None if value == "" else value  # HUB_NATS_PARTITION= (empty): unpartitioned
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The `eventsourcing` library's environment for this store."""

@@ -22,6 +22,8 @@ import orjson
 from nats.js.api import Header
 from nats.js.errors import NotFoundError
 
+from adapters.nats_ingest import consumer_of
+from adapters.nats_streams import partition_key, partition_of
 from hub.app import Hub
 from hub.settings import Settings
 from projections.base import decode
@@ -68,7 +70,7 @@ def process_env(store_env: dict[str, str], settings: Settings, **extra: str) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(cli_env(store_env))
     for name, value in settings.model_dump().items():
-        if name.startswith("nats_"):
+        if name.startswith("nats_") and value is not None:
             env[f"HUB_{name.upper()}"] = str(value)
     env.update(extra)
     return env
@@ -149,15 +151,22 @@ def source_key(raw: dict[str, Any]) -> str:
 
 
 async def publish_envelopes(
-    settings: Settings, raws: list[dict[str, Any]], msg_id: bool = True
+    settings: Settings,
+    raws: list[dict[str, Any]],
+    msg_id: bool = True,
+    partitions: int | None = None,
 ) -> list[Any]:
-    """Publish envelopes as channels do (to `<prefix>.<channel>`, `Nats-Msg-Id` = source key)."""
+    """Publish envelopes as channels do (to `<prefix>.<channel>`, `Nats-Msg-Id` = source key);
+    with `partitions`, to `<prefix>.<channel>.<partition of the envelope>`."""
     nc = await nats.connect(settings.nats_url)
     try:
         js = nc.jetstream()
         futures = [
             await js.publish_async(
-                f"{settings.nats_subject_prefix}.{raw['source']['channel']}",
+                f"{settings.nats_subject_prefix}.{raw['source']['channel']}"
+                + (
+                    "" if partitions is None else f".{partition_of(partition_key(raw), partitions)}"
+                ),
                 orjson.dumps(raw),
                 headers={Header.MSG_ID.value: source_key(raw)} if msg_id else None,
             )
@@ -191,7 +200,8 @@ async def consumer_state(settings: Settings) -> tuple[int, int]:
     """(messages not yet delivered, delivered but not acked) of the ingest consumer."""
     nc = await nats.connect(settings.nats_url)
     try:
-        info = await nc.jetstream().consumer_info(settings.nats_stream, settings.nats_durable)
+        _, durable = consumer_of(settings)
+        info = await nc.jetstream().consumer_info(settings.nats_stream, durable)
         return info.num_pending or 0, info.num_ack_pending or 0
     finally:
         await nc.close()

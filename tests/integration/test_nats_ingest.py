@@ -13,6 +13,7 @@ import pytest
 from nats.js.api import Header
 
 from adapters.nats_ingest import NatsIngest
+from adapters.nats_streams import ensure_stream, inbound_subjects, partition_key, partition_of
 from hub.app import Hub
 from hub.settings import Settings
 from tests.factories import money, raw_touchpoint
@@ -361,3 +362,77 @@ def test_two_consumer_processes_share_the_work_and_record_each_touchpoint_once(
     shares = [worker.stats("ingest")["recorded"] for worker in workers]
     assert sum(shares) == len(raws)
     assert all(share > 0 for share in shares), shares
+
+
+def test_each_partition_is_taken_by_its_own_worker_and_the_unpartitioned_by_the_shared_one(
+    store_env, hub: Hub, nats_settings
+) -> None:
+    """`<prefix>.<channel>.<N>` goes to the worker of partition N alone (a consumer of its
+    own), `<prefix>.<channel>` to the shared consumer alone; a refused partitioned message is
+    dead-lettered under its channel."""
+    shared = nats_settings()
+    by_partition = [shared.model_copy(update={"nats_partition": n}) for n in (0, 1)]
+    raws = calls(12, customers=6, run="part")
+    parts = [partition_of(partition_key(raw), 2) for raw in raws]
+    assert set(parts) == {0, 1}  # the six customers fall in both partitions
+    plain = raw_touchpoint(source={"channel": "phone", "id": "unpartitioned-1"})
+    refused = raw_touchpoint(source={"channel": "phone", "id": "refused-1"}, customer={})
+
+    async def scenario() -> list[set[str]]:
+        nc = await nats.connect(shared.nats_url)
+        subjects = inbound_subjects(shared.nats_subject_prefix, shared.nats_rejected_prefix)
+        await ensure_stream(nc.jetstream(), shared.nats_stream, subjects, 60.0)
+        await nc.close()
+        await publish_envelopes(shared, [*raws, refused], partitions=2)
+        await publish_envelopes(shared, [plain])
+        seen = []
+        for settings in [*by_partition, shared]:
+            before = set(recorded_sources(hub))
+            await ingest_until_drained(hub, settings)
+            seen.append(set(recorded_sources(hub)) - before)
+        return seen
+
+    first, second, unpartitioned = asyncio.run(scenario())
+    assert first == {source_key(r) for r, p in zip(raws, parts, strict=True) if p == 0}
+    assert second == {source_key(r) for r, p in zip(raws, parts, strict=True) if p == 1}
+    assert unpartitioned == {source_key(plain)}
+    (dead,) = asyncio.run(stream_messages(shared, shared.nats_stream, shared.nats_rejected_prefix))
+    assert dead.subject == f"{shared.nats_rejected_prefix}.phone"
+    assert orjson.loads(dead.data)["subject"].startswith(f"{shared.nats_subject_prefix}.phone.")
+
+
+def test_a_stream_made_before_partitions_gets_their_subjects(
+    store_env, hub: Hub, nats_settings
+) -> None:
+    """A stream created with the unpartitioned subjects only (as before partitions existed)
+    is given `<prefix>.*.*` when a worker starts, in place of the rejected subjects it covers;
+    what it held stays."""
+    settings = nats_settings()
+    old = [f"{settings.nats_subject_prefix}.*", f"{settings.nats_rejected_prefix}.*"]
+    early = raw_touchpoint(source={"channel": "phone", "id": "before-partitions"})
+    later = raw_touchpoint(source={"channel": "phone", "id": "after-partitions"})
+
+    async def scenario() -> list[str]:
+        nc = await nats.connect(settings.nats_url)
+        js = nc.jetstream()
+        await js.add_stream(name=settings.nats_stream, subjects=old)
+        await nc.close()
+        await publish_envelopes(settings, [early])
+        partitioned = settings.model_copy(update={"nats_partition": 0})
+
+        async def publish(_: NatsIngest) -> None:
+            await publish_envelopes(settings, [later], partitions=1)
+
+        await ingest_until_drained(hub, partitioned, publish)
+        await ingest_until_drained(hub, settings)
+        nc = await nats.connect(settings.nats_url)
+        info = await nc.jetstream().stream_info(settings.nats_stream)
+        await nc.close()
+        return list(info.config.subjects or [])
+
+    subjects = asyncio.run(scenario())
+    assert sorted(subjects) == sorted(
+        [f"{settings.nats_subject_prefix}.*", f"{settings.nats_subject_prefix}.*.*"]
+    )
+    recorded = recorded_sources(hub)
+    assert (recorded[source_key(early)], recorded[source_key(later)]) == (1, 1)
