@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import nats
@@ -36,6 +37,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
 
 from adapters.nats_cli import run_on_uvloop
 from adapters.nats_ingest import NatsIngest
+from adapters.nats_streams import partition_key, partition_of
 from bench._scratch import STORED_TOUCHPOINTS_SQL, ScratchDatabase
 from bench.ingest import customer_touchpoints
 from hub.app import Hub
@@ -45,6 +47,12 @@ NATS_URL = os.environ.get("HUB_NATS_URL", "nats://127.0.0.1:4222")
 TARGET = 10_000.0
 STOPPED = "hub: ingest stopped:"  # the line `hub ingest nats` ends with, then its stats
 SECOND_PHONES = 5_000_000  # the processes phase's workload: +49 30 5000000 and up
+
+
+def customer_of(envelope: dict[str, Any]) -> str:
+    """The workload's customer of an envelope (its number ends every source id): a key every
+    channel would know if they shared one, such as a CRM id."""
+    return "customer:" + str(envelope["source"]["id"]).rsplit("-", 1)[1]
 
 
 def messages(
@@ -73,12 +81,26 @@ def messages(
     return out[:n]
 
 
-async def publish(js: Any, prefix: str, msgs: list[tuple[str, str, bytes]]) -> tuple[int, float]:
-    """Publish pipelined; (messages the stream stored, seconds until the last ack)."""
+async def publish(
+    js: Any,
+    prefix: str,
+    msgs: list[tuple[str, str, bytes]],
+    partitions: int | None = None,
+    key: Callable[[dict[str, Any]], str] = partition_key,
+) -> tuple[int, float]:
+    """Publish pipelined, to `<prefix>.<channel>` or with `partitions` to
+    `<prefix>.<channel>.<partition of key(envelope)>` (worked out before this function's
+    clock starts: a channel knows its customer); (messages the stream stored, seconds until
+    the last ack)."""
+    subjects = [
+        f"{prefix}.{channel}"
+        + ("" if partitions is None else f".{partition_of(key(orjson.loads(data)), partitions)}")
+        for channel, _, data in msgs
+    ]
     started = time.perf_counter()
     futures = [
-        await js.publish_async(f"{prefix}.{channel}", data, headers={Header.MSG_ID.value: key})
-        for channel, key, data in msgs
+        await js.publish_async(subject, data, headers={Header.MSG_ID.value: key})
+        for subject, (_, key, data) in zip(subjects, msgs, strict=True)
     ]
     acks = await asyncio.gather(*futures)
     return sum(not ack.duplicate for ack in acks), time.perf_counter() - started
@@ -171,18 +193,21 @@ async def through_hub(
     }
 
 
-def start_ingest_workers(names: dict[str, str], processes: int) -> list[subprocess.Popen[str]]:
+def start_ingest_workers(
+    names: dict[str, str], processes: int, partitioned: bool = False
+) -> list[subprocess.Popen[str]]:
     """`processes` `hub ingest nats` workers with these HUB_* settings (and none of the
-    caller's), returned once each says it is ingesting; stderr is theirs to read."""
+    caller's; `partitioned`: worker i takes partition i), returned once each says it is
+    ingesting; stderr is theirs to read."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")} | names
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "api.cli", "ingest", "nats"],
-            env=env,
+            env=env | ({"HUB_NATS_PARTITION": str(i)} if partitioned else {}),
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(processes)
+        for i in range(processes)
     ]
     try:
         for worker in workers:
@@ -223,9 +248,10 @@ class Settled:
     neither), at most once per stall period.
     """
 
-    def __init__(self, nc: Any, names: dict[str, str]):
+    def __init__(self, nc: Any, names: dict[str, str], durables: list[str] | None = None):
         self.nc = nc
         self.names = names
+        self.durables = durables or [names["HUB_NATS_DURABLE"]]  # partitions: one each
         self.rejected = 0
         self.keys_before = 0
         self.sub: Any = None
@@ -245,7 +271,7 @@ class Settled:
 
     async def wait(self, stored: int, every: float = 0.05, stall: float = 1.0) -> None:
         js = self.nc.jetstream()
-        stream, durable = self.names["HUB_NATS_STREAM"], self.names["HUB_NATS_DURABLE"]
+        stream = self.names["HUB_NATS_STREAM"]
         last, changed, asked = -1, time.perf_counter(), 0.0
         async with await psycopg.AsyncConnection.connect(
             self.names["HUB_DATABASE_URL"], autocommit=True
@@ -263,8 +289,8 @@ class Settled:
                     due = now - changed >= stall and now - asked >= stall
                 if due:
                     asked = now
-                    info = await js.consumer_info(stream, durable)
-                    if not info.num_pending and not info.num_ack_pending:
+                    infos = [await js.consumer_info(stream, d) for d in self.durables]
+                    if not any(i.num_pending or i.num_ack_pending for i in infos):
                         break
                 await asyncio.sleep(every)
         await self.sub.unsubscribe()

@@ -2,17 +2,27 @@
 same messages in the same run: throughput of each and the ratio.
 
     .venv/bin/python -m bench.scale [--quick] [-n 10000] [--batch 500] [--processes 1,2,2,1]
+                                    [--modes shared,partitioned]
 
 Each phase gets a fresh database (tables created before the workers start) and its own
-stream; the workers start and share one durable consumer, then every message is published
-pipelined (`Nats-Msg-Id` = source key) and the clock stops when the consumer has nothing
-pending or unacknowledged. The workload is `bench/ingest.py`'s mix (orders, mails, calls,
-quotes, consent, marketing; contradictions and re-sends), customers interleaved over windows
+stream; the workers start, then every message is published pipelined (`Nats-Msg-Id` =
+source key) and the clock stops when the consumers have nothing pending or unacknowledged.
+Three modes, alternating phase by phase: `shared`, the workers share one durable consumer of
+`<prefix>.<channel>`; `partitioned`, each message goes to `<prefix>.<channel>.<p>` with p
+from the first identity its customer reference gives (`adapters.nats_streams.partition_key`)
+modulo the workers, and worker i takes partition i (`HUB_NATS_PARTITION`); `by-customer`,
+the same keyed by the workload's customer number, as if every channel knew one key per
+customer (a CRM id): in the mix some touchpoints give only a phone number or an account, so
+by identity a customer's touchpoints can fall in two partitions. The workload is
+`bench/ingest.py`'s mix (orders, mails, calls, quotes, consent, marketing; contradictions and
+re-sends), customers interleaved over windows
 of 1,000 messages, so two workers often hold batches touching the same customers and one of
 them decides again (the `retried` column). After each phase the store is counted: every
 message must be decided once and every acceptance stored once. With several workers a
-customer's messages can be decided out of publish order, so rules that depend on order
-(a claim before the fact that backs it) may refuse a few more: `extra_rejected`.
+customer's messages can be decided out of publish order (shared: always; partitioned: a
+touchpoint keyed by another identity than the rest of its customer's, such as a call knowing
+only the phone number), so rules that depend on order (a claim before the fact that backs it)
+may refuse a few more: `extra_rejected`.
 
 Prints one table; the last line is one JSON object of every figure.
 """
@@ -31,10 +41,12 @@ from typing import Any
 import nats
 import psycopg
 
+from adapters.nats_streams import partition_key
 from bench._scratch import STORED_TOUCHPOINTS_SQL, ScratchDatabase
 from bench.nats_ingest import (
     NATS_URL,
     Settled,
+    customer_of,
     messages,
     publish,
     start_ingest_workers,
@@ -42,6 +54,8 @@ from bench.nats_ingest import (
 )
 from hub.app import Hub
 from hub.settings import Settings
+
+MODES = ("shared", "partitioned", "by-customer")
 
 
 def cpu_ticks() -> tuple[int, int]:
@@ -70,8 +84,15 @@ def stored_counts(database_url: str) -> tuple[int, int]:
     return int(events[0] if events else 0), int(keys[0] if keys else 0)
 
 
-async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) -> dict[str, Any]:
-    """`processes` workers on a fresh database and stream; the figures of the phase."""
+async def phase(
+    msgs: list[tuple[str, str, bytes]], batch: int, processes: int, mode: str = "shared"
+) -> dict[str, Any]:
+    """`processes` workers on a fresh database and stream; the figures of the phase.
+    `partitioned`: messages go to `<prefix>.<channel>.<partition>` by their customer's first
+    identity (`partition_key`) and worker i takes partition i, instead of all of them sharing
+    one consumer; `by-customer`: the same, keyed by the workload's customer number (as if
+    every channel knew one customer key, a CRM id)."""
+    partitioned = mode != "shared"
     database = ScratchDatabase("hub_bench_scale")
     Hub(Settings(database_url=database.url, pool_size=1).eventsourcing_env()).close()
     tag = uuid.uuid4().hex[:10]
@@ -85,17 +106,20 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
         "HUB_DATABASE_URL": database.url,
         "HUB_POOL_SIZE": "4",
     }
-    workers = start_ingest_workers(names, processes)
+    workers = start_ingest_workers(names, processes, partitioned)
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
-    settled = Settled(nc, names)
+    durables = [f"{names['HUB_NATS_DURABLE']}-p{i}" for i in range(processes)]
+    settled = Settled(nc, names, durables if partitioned else None)
     try:
         await settled.start()
         load = os.getloadavg()[0]
         busy0, total0 = cpu_ticks()
         cpu0 = process_cpu_s([w.pid for w in workers])
         started = time.perf_counter()
-        published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs)
+        partitions = processes if partitioned else None
+        key = customer_of if mode == "by-customer" else partition_key
+        published, _ = await publish(js, names["HUB_NATS_SUBJECT_PREFIX"], msgs, partitions, key)
         await settled.wait(published)
         took = time.perf_counter() - started
         busy1, total1 = cpu_ticks()
@@ -111,6 +135,7 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
     total = {k: sum(s[k] for s in stats) for k in ("recorded", "duplicates", "rejected")}
     return {
         "processes": processes,
+        "mode": mode,
         "messages": published,
         "seconds": took,
         "per_s": published / took,
@@ -127,12 +152,38 @@ async def phase(msgs: list[tuple[str, str, bytes]], batch: int, processes: int) 
     }
 
 
-async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
+async def run(
+    n: int, batch: int, counts: list[int], modes: tuple[str, ...] = MODES
+) -> dict[str, Any]:
+    """Each count's phase in each mode, the modes alternating (a drift of the machine's speed
+    falls on both alike); each mode's figures against its own first count."""
     msgs = messages(uuid.uuid4().hex[:6], n)
-    phases = [await phase(msgs, batch, k) for k in counts]
+    phases = [await phase(msgs, batch, k, mode) for k in counts for mode in modes]
+    result: dict[str, Any] = {
+        "bench": "scale",
+        "n": n,
+        "batch": batch,
+        "store": "postgres",
+        "cores": os.cpu_count(),
+        "phases": phases,
+        # Nothing lost, nothing twice: every message decided once, every acceptance stored once.
+        "all_decided_once": all(
+            p["recorded"] + p["rejected"] + p["duplicates"] == p["messages"]
+            and p["stored_touchpoints"] == p["recorded"]
+            for p in phases
+        ),
+    }
+    for mode in modes:
+        result[mode] = _summary([p for p in phases if p["mode"] == mode])
+    result.update(result[modes[0]])  # the first mode's figures at the top, as before
+    return result
+
+
+def _summary(phases: list[dict[str, Any]]) -> dict[str, Any]:
     base = phases[0]
     for p in phases:
         p["ratio"] = p["per_s"] / base["per_s"]
+    counts = [p["processes"] for p in phases]
     # Repeated counts (1,2,2,1 cancels a drift of the machine's load): the median of each.
     by_count = {
         k: statistics.median(p["per_s"] for p in phases if p["processes"] == k)
@@ -143,24 +194,13 @@ async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
     }
     first = counts[0]
     return {
-        "bench": "scale",
-        "n": n,
-        "batch": batch,
-        "store": "postgres",
-        "cores": os.cpu_count(),
-        "phases": phases,
         "per_s": {f"{k}_workers": v for k, v in by_count.items()},
         "ratios": {
             f"{k}_vs_{first}": v / by_count[first] for k, v in by_count.items() if k != first
         },
-        # Nothing lost, nothing twice: every message decided once, every acceptance stored once.
-        "all_decided_once": all(
-            p["recorded"] + p["rejected"] + p["duplicates"] == p["messages"]
-            and p["stored_touchpoints"] == p["recorded"]
-            for p in phases
-        ),
-        # Workers share a consumer, so a customer's messages can be decided out of publish
-        # order; order-dependent rules (claim-vs-fact) then refuse more (dead-lettered).
+        # Workers sharing a consumer decide a customer's messages out of publish order, so
+        # order-dependent rules (claim-vs-fact) refuse more (dead-lettered); partitioned, a
+        # customer's messages keyed alike are decided in order by one worker.
         "extra_rejected": {
             f"{k}_vs_{first}": v - rejected[first] for k, v in rejected.items() if k != first
         },
@@ -170,24 +210,29 @@ async def run(n: int, batch: int, counts: list[int]) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"Scale check: {result['n']} NATS messages, batch {result['batch']}, one PostgreSQL")
     print(
-        f"{'workers':>8}{'seconds':>9}{'msgs/s':>9}{'ratio':>7}{'recorded':>10}"
+        f"{'workers':>8}{'mode':>12}{'seconds':>9}{'msgs/s':>9}{'ratio':>7}{'recorded':>10}"
         f"{'rejected':>10}{'retried':>9}{'stored':>8}{'busy':>6}{'cpu ms/msg':>11}"
     )
     for p in result["phases"]:
         print(
-            f"{p['processes']:>8}{p['seconds']:>9.2f}{p['per_s']:>9,.0f}{p['ratio']:>7.2f}"
-            f"{p['recorded']:>10}{p['rejected']:>10}{p['retried']:>9}"
+            f"{p['processes']:>8}{p['mode']:>12}{p['seconds']:>9.2f}{p['per_s']:>9,.0f}"
+            f"{p['ratio']:>7.2f}{p['recorded']:>10}{p['rejected']:>10}{p['retried']:>9}"
             f"{p['stored_touchpoints']:>8}{p['machine_busy']:>6.0%}"
             f"{p['workers_cpu_ms_per_msg']:>11.2f}"
         )
     verdict = "once" if result["all_decided_once"] else "NOT once (a message lost or doubled)"
     print(f"every message decided and every acceptance stored {verdict}")
-    for name, ratio in result["ratios"].items():
-        extra = result["extra_rejected"][name]
-        print(
-            f"workers {name.replace('_', ' ')}: throughput x{ratio:.2f} (medians); {extra:+.0f} "
-            "rejected (decided out of publish order: the workers share one consumer)"
-        )
+    for mode, how in (
+        ("shared", "the workers share one consumer: decided out of publish order"),
+        ("partitioned", "each worker takes a partition, by the customer's first identity"),
+        ("by-customer", "each worker takes a partition, by one key per customer"),
+    ):
+        for name, ratio in result.get(mode, {}).get("ratios", {}).items():
+            extra = result[mode]["extra_rejected"][name]
+            print(
+                f"{mode}: workers {name.replace('_', ' ')}: throughput x{ratio:.2f} (medians); "
+                f"{extra:+.0f} rejected ({how})"
+            )
     load = ", ".join(f"{p['load_avg_1m']:.1f}" for p in result["phases"])
     print(
         f"{result['cores']} cores shared with everything else; load average at each phase: {load}"
@@ -202,10 +247,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--processes", help="worker counts, one phase each (default 1,2,2,1; --quick 1,2)"
     )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="any of shared (the workers share one consumer), partitioned (worker i takes "
+        "partition i, by each touchpoint's first identity) and by-customer (the same, by one "
+        "key per customer); all three by default, alternating",
+    )
     args = parser.parse_args(argv)
     n = args.n or (3_000 if args.quick else 10_000)
     counts = [int(k) for k in (args.processes or ("1,2" if args.quick else "1,2,2,1")).split(",")]
-    result = asyncio.run(run(n, args.batch, counts))
+    modes = tuple(m.strip() for m in args.modes.split(","))
+    unknown = set(modes) - set(MODES)
+    if unknown or not modes:
+        parser.error(f"--modes: any of {', '.join(MODES)}")
+    result = asyncio.run(run(n, args.batch, counts, modes))
     print_table(result)
     rounded = json.loads(json.dumps(result), parse_float=lambda x: round(float(x), 3))
     print(json.dumps(rounded))
