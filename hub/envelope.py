@@ -224,11 +224,14 @@ _LONG_RUN = b"0" * 19
 def load_json(data: bytes | str) -> Any:
     """Decoded JSON, every integer exact. The language is orjson's (UTF-8; no NaN, Infinity or
     number beyond a double): anything else raises orjson.JSONDecodeError."""
+    decoded = orjson.loads(data)  # a str with a lone surrogate is refused here too
     raw = data.encode() if isinstance(data, str) else data
-    decoded = orjson.loads(raw)
     if _LONG_RUN not in raw.translate(_DIGITS_AS_ZEROS):
         return decoded
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except RecursionError:  # deeper than the standard library goes (orjson: 1,024 levels)
+        return decoded  # refused anyway: deeper than any depth limit
 
 
 def parse_envelope(raw: Any) -> Envelope:

@@ -148,3 +148,15 @@ def test_the_actors_own_fields_are_held_to_the_limits_of_data() -> None:
             check_limits(parse_envelope(raw), DEFAULT_LIMITS)
         assert refused.value.errors[0] == error
     check_limits(parse_envelope(raw_touchpoint(actor={"kind": "bot", "team": "b"})), DEFAULT_LIMITS)
+
+
+def test_json_deeper_than_the_standard_library_reads_is_refused_by_the_depth_limit() -> None:
+    """orjson reads 1,024 levels, the standard library fewer: a body that deep with a long
+    run of digits was a RecursionError (a 500) in the second reading; it is orjson's reading,
+    refused by the depth limit as before."""
+    text = b'{"summary": "x", "n": ' + b"[" * 1000 + b"1234567890123456789" + b"]" * 1000 + b"}"
+    data = load_json(text)
+    envelope = parse_envelope(raw_touchpoint(data=data))
+    with pytest.raises(InvalidInput) as refused:
+        check_limits(envelope, DEFAULT_LIMITS)
+    assert refused.value.errors[0][1] == "nested deeper than 8 levels"
