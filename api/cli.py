@@ -10,6 +10,8 @@ import signal
 import sys
 from typing import Any
 
+from pydantic import ValidationError
+
 from hub.collect import keep_survivors_frozen
 from hub.settings import Settings
 
@@ -162,7 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_survivors_frozen()  # every hub process holds caches that full collections walk
-    return int(args.run(args, Settings()))
+    try:
+        settings = Settings()
+    except ValidationError as error:  # a setting the environment got wrong: say which, exit 2
+        for problem in error.errors(include_url=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            name = f"HUB_{where.upper()}" if where else "settings"
+            print(f"hub: {name}: {problem['msg']}", file=sys.stderr)
+        return 2
+    return int(args.run(args, settings))
 
 
 if __name__ == "__main__":
