@@ -46,11 +46,6 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
     _log_to_stderr()
     if args.batch_size:
         settings = settings.model_copy(update={"nats_batch_size": args.batch_size})
-    if args.partition is not None:
-        if args.partition < 0:
-            print("hub: --partition is a number from 0", file=sys.stderr)
-            return 2
-        settings = settings.model_copy(update={"nats_partition": args.partition})
     hub = build_hub(settings)
 
     async def main() -> dict[str, int]:
@@ -149,12 +144,6 @@ def register(commands: Any) -> None:
         "nats", help="record touchpoints published to touchpoints.<channel> (JetStream)"
     )
     nats_in.add_argument("--batch-size", type=int, help="messages per fetch and commit")
-    nats_in.add_argument(
-        "--partition",
-        type=int,
-        help="take only touchpoints.<channel>.<N> (default: HUB_NATS_PARTITION, else the "
-        "unpartitioned touchpoints.<channel>)",
-    )
     nats_in.set_defaults(run=ingest)
 
     publish_cmd = commands.add_parser("publish", help="publish recorded events to a broker")

@@ -124,7 +124,7 @@ class NatsIngest:
         await ensure_stream(
             self.js,
             s.nats_stream,
-            inbound_subjects(self.prefix, s.nats_rejected_prefix),
+            inbound_subjects(self.prefix, s.nats_rejected_prefix, s.nats_partitions > 0),
             s.nats_duplicate_window_s,
         )
         if self.sub is not None:

@@ -59,10 +59,12 @@ def channel_of(subject: str, prefix: str) -> str:
     return subject[len(prefix) + 1 :].split(".", 1)[0]
 
 
-def inbound_subjects(prefix: str, rejected_prefix: str) -> list[str]:
-    """The subjects of the inbound stream: touchpoints, partitioned or not, and the rejected
-    ones (inside `<prefix>.*.*` when their prefix is `<prefix>.<word>`)."""
-    subjects = [f"{prefix}.*", f"{prefix}.*.*"]
+def inbound_subjects(prefix: str, rejected_prefix: str, partitioned: bool = True) -> list[str]:
+    """The subjects of the inbound stream: touchpoints (`partitioned`: with a partition token
+    or without), and the rejected ones (inside `<prefix>.*.*` when their prefix is
+    `<prefix>.<word>`). Unpartitioned, a publish to a partition has no stream to take it and
+    fails at the publisher, instead of waiting for a worker that is not configured."""
+    subjects = [f"{prefix}.*", f"{prefix}.*.*"] if partitioned else [f"{prefix}.*"]
     rejected = f"{rejected_prefix}.*"
     return subjects if any(covers(s, rejected) for s in subjects) else [*subjects, rejected]
 
@@ -113,12 +115,22 @@ async def ensure_stream(
         info = None
     if info is not None:
         have = list(info.config.subjects or [])
-        if all(subject in have for subject in subjects):
-            return
-        kept = [s for s in have if not any(covers(w, s) for w in subjects)]
-        log.info("adding subjects %s to JetStream stream %s", ", ".join(subjects), name)
-        info.config.subjects = [*subjects, *(s for s in kept if s not in subjects)]
-        await js.update_stream(info.config)
+        missing = [w for w in subjects if not any(covers(h, w) for h in have)]
+        if not missing:
+            return  # every subject wanted is the stream's already (or inside a wider one)
+        kept = [h for h in have if not any(covers(w, h) for w in missing)]
+        log.info("adding subjects %s to JetStream stream %s", ", ".join(missing), name)
+        info.config.subjects = [*kept, *missing]
+        try:
+            await js.update_stream(info.config)
+        except Exception as error:  # e.g. another stream holds some of them: go on without
+            log.warning(
+                "could not add %s to JetStream stream %s (%s); going on with %s",
+                ", ".join(missing),
+                name,
+                error,
+                ", ".join(have),
+            )
         return
     log.info("creating JetStream stream %s for %s", name, ", ".join(subjects))
     await js.add_stream(

@@ -203,7 +203,12 @@ def start_ingest_workers(
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "api.cli", "ingest", "nats"],
-            env=env | ({"HUB_NATS_PARTITION": str(i)} if partitioned else {}),
+            env=env
+            | (
+                {"HUB_NATS_PARTITIONS": str(processes), "HUB_NATS_PARTITION": str(i)}
+                if partitioned
+                else {}
+            ),
             stderr=subprocess.PIPE,
             text=True,
         )

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.envelope import Limits
@@ -151,12 +151,19 @@ class Settings(BaseSettings):
     nats_durable: str = Field(
         default="hub-ingest", description="durable pull consumer shared by `hub ingest nats`"
     )
+    nats_partitions: int = Field(
+        default=0,
+        ge=0,
+        le=10_000,
+        description="how many partitions channels publish to (<prefix>.<channel>.<0..N-1>); "
+        "0: none, and the stream takes no partitioned subject",
+    )
     nats_partition: int | None = Field(
         default=None,
         ge=0,
         le=9999,
-        description="take only <prefix>.<channel>.<N>, with a consumer of its own "
-        "(<durable>-p<N>); unset: the unpartitioned <prefix>.<channel>",
+        description="take only <prefix>.<channel>.<N> (below HUB_NATS_PARTITIONS), with a "
+        "consumer of its own (<durable>-p<N>); unset: the unpartitioned <prefix>.<channel>",
     )
     nats_duplicate_window_s: float = Field(
         default=120.0, gt=0, description="JetStream duplicate window of both streams (Nats-Msg-Id)"
@@ -204,6 +211,15 @@ class Settings(BaseSettings):
     @classmethod
     def _no_partition(cls, value: Any) -> Any:
         return None if value == "" else value  # HUB_NATS_PARTITION= (empty): unpartitioned
+
+    @model_validator(mode="after")
+    def _partition_within(self) -> Settings:
+        if self.nats_partition is not None and self.nats_partition >= self.nats_partitions:
+            raise ValueError(
+                f"HUB_NATS_PARTITION={self.nats_partition} needs HUB_NATS_PARTITIONS above it "
+                f"(it is {self.nats_partitions})"
+            )
+        return self
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The `eventsourcing` library's environment for this store."""

@@ -370,7 +370,7 @@ def test_each_partition_is_taken_by_its_own_worker_and_the_unpartitioned_by_the_
     """`<prefix>.<channel>.<N>` goes to the worker of partition N alone (a consumer of its
     own), `<prefix>.<channel>` to the shared consumer alone; a refused partitioned message is
     dead-lettered under its channel."""
-    shared = nats_settings()
+    shared = nats_settings(nats_partitions=2)
     by_partition = [shared.model_copy(update={"nats_partition": n}) for n in (0, 1)]
     raws = calls(12, customers=6, run="part")
     parts = [partition_of(partition_key(raw), 2) for raw in raws]
@@ -418,7 +418,7 @@ def test_a_stream_made_before_partitions_gets_their_subjects(
         await js.add_stream(name=settings.nats_stream, subjects=old)
         await nc.close()
         await publish_envelopes(settings, [early])
-        partitioned = settings.model_copy(update={"nats_partition": 0})
+        partitioned = settings.model_copy(update={"nats_partitions": 1, "nats_partition": 0})
 
         async def publish(_: NatsIngest) -> None:
             await publish_envelopes(settings, [later], partitions=1)
@@ -436,3 +436,40 @@ def test_a_stream_made_before_partitions_gets_their_subjects(
     )
     recorded = recorded_sources(hub)
     assert (recorded[source_key(early)], recorded[source_key(later)]) == (1, 1)
+
+
+def test_unpartitioned_the_stream_takes_no_partitioned_subject(
+    store_env, hub: Hub, nats_settings
+) -> None:
+    """Without HUB_NATS_PARTITIONS a publish to a partition fails at the publisher (no stream
+    takes it) instead of waiting for a worker nobody runs; a stream already wider than the
+    subjects wanted (`<prefix>.>`) is left as it is and ingests."""
+    settings = nats_settings()
+    wide = nats_settings()
+    touchpoint = raw_touchpoint(source={"channel": "phone", "id": "wide-1"})
+
+    async def scenario() -> tuple[Any, list[str]]:
+        await ingest_until_drained(hub, settings)  # creates the stream
+        nc = await nats.connect(settings.nats_url)
+        js = nc.jetstream()
+        try:
+            await js.publish(f"{settings.nats_subject_prefix}.phone.0", b"{}", timeout=1.0)
+            refused = None
+        except Exception as error:  # no stream answers: the publisher learns at once
+            refused = error
+        await js.add_stream(name=wide.nats_stream, subjects=[f"{wide.nats_subject_prefix}.>"])
+        await nc.close()
+
+        async def publish(_: NatsIngest) -> None:
+            await publish_envelopes(wide, [touchpoint])
+
+        await ingest_until_drained(hub, wide, publish)
+        nc = await nats.connect(settings.nats_url)
+        info = await nc.jetstream().stream_info(wide.nats_stream)
+        await nc.close()
+        return refused, list(info.config.subjects or [])
+
+    refused, subjects = asyncio.run(scenario())
+    assert refused is not None
+    assert subjects == [f"{wide.nats_subject_prefix}.>"]
+    assert recorded_sources(hub)[source_key(touchpoint)] == 1
