@@ -5,7 +5,9 @@ the shared state the role keeps (the store, the broker), never a file of the pro
 
 - `api`: `GET /healthz` of the server answers 200 with `"status": "ok"` (its store answers).
 - `ingest`: the store answers, and the durable consumer exists on the inbound stream; when it
-  has messages waiting, someone is pulling them (a waiting fetch or unacked deliveries).
+  has messages waiting, someone is pulling them (a waiting fetch or unacked deliveries); with
+  partitions, no message waits on a subject whose token is no partition below
+  HUB_NATS_PARTITIONS (no worker would ever take it).
 - `project`: the store answers and every projection is within `--max-lag` of the log's head.
 - `publish`: the store answers, the events stream exists, and the published position is within
   `--max-lag` of the log's head.
@@ -94,6 +96,7 @@ def check_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                     "waiting": info.num_waiting or 0,
                 }
                 if not seen["pending"] or seen["ack_pending"] or seen["waiting"]:
+                    await _no_strays(js, settings)
                     return seen
                 if sample < SAMPLES - 1:
                     await asyncio.sleep(SAMPLE_GAP_S)
@@ -102,6 +105,29 @@ def check_ingest(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
             await nc.close()
 
     return {"head": head, **asyncio.run(consumer())}
+
+
+async def _no_strays(js: Any, settings: Settings) -> None:
+    """With partitions, the stream keeps every `<prefix>.<channel>.<token>`: messages whose
+    token is no partition below HUB_NATS_PARTITIONS are recorded by no worker, ever."""
+    if not settings.nats_partitions:
+        return  # the stream takes no partitioned subject
+    prefix = settings.nats_subject_prefix
+    info = await js.stream_info(settings.nats_stream, subjects_filter=f"{prefix}.*.*")
+    partitions = {str(p) for p in range(settings.nats_partitions)}
+    rejected = settings.nats_rejected_prefix + "."
+    strays = {
+        subject: count
+        for subject, count in (info.state.subjects or {}).items()
+        if not subject.startswith(rejected) and subject.rsplit(".", 1)[1] not in partitions
+    }
+    if strays:
+        named = ", ".join(sorted(strays)[:5])
+        raise Unhealthy(
+            f"{sum(strays.values())} message(s) on subjects no partition's worker takes "
+            f"({named}): publish to partitions below {settings.nats_partitions}",
+            strays=strays,
+        )
 
 
 def check_project(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
+import orjson
 import pytest
 
 from hub.app import Hub
@@ -128,3 +130,34 @@ def test_api_is_unhealthy_when_nothing_answers(env: dict[str, str]) -> None:
         port = probe.getsockname()[1]
     code, report = health(env, "api", "--url", f"http://127.0.0.1:{port}/healthz")
     assert code == 1 and report["healthy"] is False
+
+
+def test_ingest_is_unhealthy_while_messages_wait_on_a_subject_no_partition_takes(
+    settings: Settings, hub: Hub, tmp_path: Path
+) -> None:
+    """With partitions the stream keeps `<prefix>.<channel>.<anything>`: a message on a
+    partition beyond HUB_NATS_PARTITIONS (or a token that is no partition) is recorded by no
+    worker, so the check names it."""
+    env = process_env(
+        settings.eventsourcing_env(), settings, HUB_NATS_PARTITIONS="2", HUB_NATS_PARTITION="0"
+    )
+    worker = HubProcess(["ingest", "nats"], env, tmp_path / "ingest-p0.log")
+    try:
+        worker.wait_ready("hub: ingesting")
+        assert health(env, "ingest")[0] == 0
+        stray = raw_touchpoint(customer={"email": "stray@health.example.com"})
+
+        async def publish_stray() -> None:
+            nc = await nats.connect(settings.nats_url)
+            await nc.jetstream().publish(
+                f"{settings.nats_subject_prefix}.phone.5", orjson.dumps(stray)
+            )
+            await nc.close()
+
+        asyncio.run(publish_stray())
+        code, report = health(env, "ingest")
+        assert code == 1, report
+        assert "no partition's worker takes" in str(report["reason"])
+        assert report["strays"] == {f"{settings.nats_subject_prefix}.phone.5": 1}
+    finally:
+        worker.terminate()
