@@ -2,12 +2,14 @@
 subjects of inbound touchpoints.
 
 Channels publish to `<prefix>.<channel>`, or, to spread ingestion over several workers by
-customer, to `<prefix>.<channel>.<partition>` with `partition_of(partition_key(envelope), N)`:
-each partition is taken by one `hub ingest nats` worker of its own (`HUB_NATS_PARTITION`), so a
-customer's touchpoints are decided in the order published, by one worker, whose cache holds
-that customer. A touchpoint keyed differently from the rest of its customer's (a call that
-knows only the phone number, say) is still decided correctly, against the store, only not in
-order with the other partition's.
+customer, to `<prefix>.<channel>.<partition>` with `partition_of(key, N)`: each partition is
+taken by one `hub ingest nats` worker of its own (`HUB_NATS_PARTITIONS=N`,
+`HUB_NATS_PARTITION=p`), so a customer's touchpoints are decided in the order published, by
+one worker, whose cache holds that customer. For that the key must be one per customer that
+every channel knows (the hub's customer id, a CRM id); `partition_key(envelope)`, the first
+identity an envelope gives, is the fallback. A touchpoint keyed differently from the rest of
+its customer's (a call that knows only the phone number, say) is still decided correctly,
+against the store, only not in order with the other partition's.
 """
 
 from __future__ import annotations
