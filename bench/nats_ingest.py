@@ -274,15 +274,29 @@ class Settled:
             self.keys_before = await self._keys(conn)
         self.sub = await self.nc.subscribe(f"{self.names['HUB_NATS_REJECTED_PREFIX']}.>", cb=seen)
 
+    async def _head(self, conn: Any) -> int:
+        cursor = await conn.execute("SELECT max(notification_id) FROM hub_events")
+        row = await cursor.fetchone()
+        return int(row[0] or 0) if row else 0
+
     async def wait(self, stored: int, every: float = 0.05, stall: float = 1.0) -> None:
+        """Until every message is decided. The log's head (one index probe) is read every
+        `every` seconds and the decisions counted (a scan of the key rows: ~10 ms at 110,000
+        of them, which every 50 ms took a fifth of a core from the workers) only once the head
+        has stood still for two reads, or half a second has passed."""
         js = self.nc.jetstream()
         stream = self.names["HUB_NATS_STREAM"]
         last, changed, asked = -1, time.perf_counter(), 0.0
+        head, counted, decided = -1, 0.0, 0
         async with await psycopg.AsyncConnection.connect(
             self.names["HUB_DATABASE_URL"], autocommit=True
         ) as conn:
             while True:
-                decided = await self._keys(conn) - self.keys_before + self.rejected
+                moved, head = head, await self._head(conn)
+                still = moved == head
+                if still or time.perf_counter() - counted >= 0.5:  # below `stall`
+                    counted = time.perf_counter()
+                    decided = await self._keys(conn) - self.keys_before + self.rejected
                 now = time.perf_counter()
                 if decided != last:
                     last, changed = decided, now
