@@ -2,7 +2,7 @@
 same messages in the same run: throughput of each and the ratio.
 
     .venv/bin/python -m bench.scale [--quick] [-n 10000] [--batch 500] [--processes 1,2,2,1]
-                                    [--modes shared,partitioned]
+                                    [--modes shared,partitioned,by-customer]
 
 Each phase gets a fresh database (tables created before the workers start) and its own
 stream; the workers start, then every message is published pipelined (`Nats-Msg-Id` =
@@ -156,7 +156,7 @@ async def run(
     n: int, batch: int, counts: list[int], modes: tuple[str, ...] = MODES
 ) -> dict[str, Any]:
     """Each count's phase in each mode, the modes alternating (a drift of the machine's speed
-    falls on both alike); each mode's figures against its own first count."""
+    falls on every mode alike); each mode's figures against its own first count."""
     msgs = messages(uuid.uuid4().hex[:6], n)
     phases = [await phase(msgs, batch, k, mode) for k in counts for mode in modes]
     result: dict[str, Any] = {
