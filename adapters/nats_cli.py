@@ -86,7 +86,7 @@ def _serve_metrics(consumer: Any, settings: Settings) -> asyncio.Task[None]:
 
     from api.metrics import IngestMetrics
 
-    metrics = IngestMetrics(settings.nats_subject_prefix)
+    metrics = IngestMetrics()
     consumer.on_batch = metrics.batch
     start_http_server(settings.ingest_metrics_port, addr="127.0.0.1", registry=metrics.registry)
     print(

@@ -76,12 +76,17 @@ def problem_message(msg: Msg, error: HubError) -> bytes:
 
 def consumer_of(settings: Settings) -> tuple[str, str]:
     """The subjects a worker takes and the durable consumer it shares: a partition's worker
-    takes `<prefix>.<channel>.<N>` with a consumer of its own (`<durable>-p<N>`); the others
-    share the consumer of the unpartitioned `<prefix>.<channel>`."""
+    takes `<prefix>.<channel>.<N>` with a consumer of its own (`partition_durable`); the
+    others share the consumer of the unpartitioned `<prefix>.<channel>`."""
     prefix, partition = settings.nats_subject_prefix, settings.nats_partition
     if partition is None:
         return f"{prefix}.*", settings.nats_durable
-    return f"{prefix}.*.{partition}", f"{settings.nats_durable}-p{partition}"
+    return f"{prefix}.*.{partition}", partition_durable(settings.nats_durable, partition)
+
+
+def partition_durable(durable: str, partition: int) -> str:
+    """The durable consumer of one partition's worker."""
+    return f"{durable}-p{partition}"
 
 
 class NatsIngest:
@@ -106,8 +111,8 @@ class NatsIngest:
         # metrics read it there while messages flow, not from a consumer-info request.
         self.pending: int | None = None
         self.fetched_at = 0.0
-        # Told of each recorded batch (subjects, outcomes, seconds): `hub ingest nats` counts
-        # them in its metrics.
+        # Told of each recorded batch (the messages' channels, outcomes, seconds): `hub ingest
+        # nats` counts them in its metrics.
         self.on_batch: Callable[[list[str], Sequence[Outcome], float], None] | None = None
 
     # -- setting up ------------------------------------------------------------------------
@@ -249,7 +254,8 @@ class NatsIngest:
         await self._settle(msgs, outcomes)
         self.stats.batches += 1
         if self.on_batch is not None:
-            self.on_batch([m.subject for m in msgs], outcomes, time.monotonic() - started)
+            channels = [channel_of(m.subject, self.prefix) for m in msgs]
+            self.on_batch(channels, outcomes, time.monotonic() - started)
 
     async def _keep_alive(self, msgs: Sequence[Msg]) -> None:
         """Tell JetStream a long commit is still working, so it does not redeliver meanwhile."""

@@ -175,9 +175,8 @@ class Metrics(TouchpointMetrics):
 class IngestMetrics(TouchpointMetrics):
     """What `hub ingest nats` serves on its metrics port: its touchpoints and consumer lag."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self) -> None:
         super().__init__(CollectorRegistry())
-        self.prefix = prefix
         self.consumer = Gauge(
             "hub_nats_consumer",
             "the durable consumer's messages not yet delivered (pending), delivered but not "
@@ -192,15 +191,14 @@ class IngestMetrics(TouchpointMetrics):
             registry=self.registry,
         )
 
-    def batch(self, subjects: list[str], outcomes: Sequence[Outcome], seconds: float) -> None:
+    def batch(self, channels: list[str], outcomes: Sequence[Outcome], seconds: float) -> None:
         """Count one recorded batch of messages (`NatsIngest.on_batch`)."""
         self.appended("nats", seconds)
-        for subject, outcome in zip(subjects, outcomes, strict=False):
+        for channel, outcome in zip(channels, outcomes, strict=False):
             if isinstance(outcome, StoreUnavailable):
                 self.retried.inc()
             else:
-                # the channel: the token after the prefix, partitioned or not
-                self.count_one(outcome, subject[len(self.prefix) + 1 :].split(".", 1)[0])
+                self.count_one(outcome, channel)
 
     def pending(self, pending: int) -> None:
         self.consumer.labels("pending").set(pending)

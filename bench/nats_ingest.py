@@ -36,7 +36,7 @@ import psycopg
 from nats.js.api import AckPolicy, ConsumerConfig, Header, StreamConfig
 
 from adapters.nats_cli import run_on_uvloop
-from adapters.nats_ingest import NatsIngest
+from adapters.nats_ingest import NatsIngest, partition_durable
 from adapters.nats_streams import partition_key, partition_of
 from bench._scratch import STORED_TOUCHPOINTS_SQL, ScratchDatabase
 from bench.ingest import customer_touchpoints
@@ -253,10 +253,15 @@ class Settled:
     neither), at most once per stall period.
     """
 
-    def __init__(self, nc: Any, names: dict[str, str], durables: list[str] | None = None):
+    def __init__(self, nc: Any, names: dict[str, str], partitions: int | None = None):
+        """`partitions`: the workers each take one, with a consumer each; None: they share
+        the consumer."""
         self.nc = nc
         self.names = names
-        self.durables = durables or [names["HUB_NATS_DURABLE"]]  # partitions: one each
+        durable = names["HUB_NATS_DURABLE"]
+        self.durables = [durable]
+        if partitions:
+            self.durables = [partition_durable(durable, p) for p in range(partitions)]
         self.rejected = 0
         self.keys_before = 0
         self.sub: Any = None
@@ -338,8 +343,7 @@ async def through_processes(
         "HUB_POOL_SIZE": "4",
     }
     workers = start_ingest_workers(names, processes, partitioned)
-    durables = [f"{names['HUB_NATS_DURABLE']}-p{i}" for i in range(processes)]
-    settled = Settled(nc, names, durables if partitioned else None)
+    settled = Settled(nc, names, processes if partitioned else None)
     try:
         await settled.start()
         started = time.perf_counter()

@@ -109,8 +109,7 @@ async def phase(
     workers = start_ingest_workers(names, processes, partitioned)
     nc = await nats.connect(NATS_URL)
     js = nc.jetstream()
-    durables = [f"{names['HUB_NATS_DURABLE']}-p{i}" for i in range(processes)]
-    settled = Settled(nc, names, durables if partitioned else None)
+    settled = Settled(nc, names, processes if partitioned else None)
     try:
         await settled.start()
         load = os.getloadavg()[0]
