@@ -273,23 +273,26 @@ def check_limits(envelope: Envelope, limits: Limits) -> None:
     """Refuse a touchpoint over the limits, naming the field (InvalidInput)."""
     if len(envelope.claims) > limits.max_claims:
         raise InvalidInput("claims", f"{len(envelope.claims)} claims; at most {limits.max_claims}")
-    encoded = _encoded(envelope.data, "data", limits)
-    if len(encoded) > limits.max_data_bytes:
-        raise InvalidInput("data", f"over {limits.max_data_bytes} bytes as JSON")
-    found = None if _within(encoded, limits) else _oversized(envelope.data, "data", 1, limits)
+    found = _held(envelope.data, "data", limits)
     # The actor's own fields beyond kind, id and name are stored as they came, like data.
     extra = envelope.actor.model_extra if envelope.actor is not None else None
     if extra and found is None:
-        encoded = _encoded(extra, "actor", limits)
-        if len(encoded) > limits.max_data_bytes:
-            raise InvalidInput("actor", f"over {limits.max_data_bytes} bytes as JSON")
-        found = None if _within(encoded, limits) else _oversized(extra, "actor", 1, limits)
+        found = _held(extra, "actor", limits)
     for index, claim in enumerate(envelope.claims):
         path = f"claims.{index}.value"
         if found is None and not _within(_encoded(claim.value, path, limits), limits):
             found = _oversized(claim.value, path, 1, limits)
     if found:
         raise InvalidInput(*found)
+
+
+def _held(value: Any, path: str, limits: Limits) -> tuple[str, str] | None:
+    """The first place over the limits in a document (`data`, the actor's fields); raises
+    InvalidInput when the whole of it is over `max_data_bytes` as JSON."""
+    encoded = _encoded(value, path, limits)
+    if len(encoded) > limits.max_data_bytes:
+        raise InvalidInput(path, f"over {limits.max_data_bytes} bytes as JSON")
+    return None if _within(encoded, limits) else _oversized(value, path, 1, limits)
 
 
 def _encoded(value: Any, path: str, limits: Limits) -> bytes:
